@@ -1,0 +1,4 @@
+# Baseline: the PSPNet-R18-D8 student alone, with the distillation configs' schedule (40k it, batch 16).
+_base_ = ['mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py', '../_base_/distill_cityscapes_40k.py']
+
+custom_hooks = []

@@ -1,0 +1,91 @@
+"""What tools/train.py and tools/test.py share: config loading, input checks, crash-safe training."""
+import os
+import os.path as osp
+import signal
+
+from mmengine.config import Config
+from mmengine.logging import print_log
+from mmengine.runner import Runner
+
+from mmseg.registry import RUNNERS
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataloader points at a data root that is not there."""
+
+
+def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
+    cfg = Config.fromfile(path)
+    cfg.launcher = launcher
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    return cfg
+
+
+def _datasets(dataset):
+    """The leaf dataset configs under wrappers (ConcatDataset, RepeatDataset, ...)."""
+    if 'datasets' in dataset:
+        return [leaf for d in dataset['datasets'] for leaf in _datasets(d)]
+    if 'dataset' in dataset:
+        return _datasets(dataset['dataset'])
+    return [dataset]
+
+
+def check_data_roots(cfg, dataloaders=('train_dataloader', 'val_dataloader', 'test_dataloader')):
+    """Fail before any model is built when a dataloader's image or annotation folder is missing."""
+    for key in dataloaders:
+        loader = cfg.get(key)
+        if not loader:
+            continue
+        for dataset in _datasets(loader['dataset']):
+            root = dataset.get('data_root') or ''
+            prefix = dataset.get('data_prefix') or {}
+            for folder in [prefix.get('img_path', ''), prefix.get('seg_map_path', '')]:
+                path = osp.join(root, folder) if folder else root
+                if path and not osp.isdir(path):
+                    raise DatasetNotFoundError(
+                        f'{key}: the {dataset.get("type", "dataset")} folder {path!r} does not exist. '
+                        f'Put the data there (see the README: "Datasets"), or point the config at it with '
+                        f'--cfg-options {key}.dataset.data_root=/path/to/data')
+
+
+def build_runner(cfg):
+    return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+
+
+def save_emergency_checkpoint(runner):
+    """Save the current state as ``iter_N.pth`` and point ``last_checkpoint`` at it (for --resume)."""
+    name = f'iter_{runner.iter}.pth'
+    runner.save_checkpoint(runner.work_dir, name, save_optimizer=True, save_param_scheduler=True)
+    if runner.rank == 0:
+        with open(osp.join(runner.work_dir, 'last_checkpoint'), 'w') as f:
+            f.write(osp.join(runner.work_dir, name))
+    print_log(f'Training stopped at iteration {runner.iter}: saved {name}; continue with --resume',
+              logger='current')
+
+
+def train_with_recovery(runner):
+    """``runner.train()``; an exception, Ctrl-C or SIGTERM after training started leaves a checkpoint."""
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt('SIGTERM')
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if _main_thread() else None
+    try:
+        return runner.train()
+    except BaseException:
+        if getattr(runner, '_train_loop', None) is not None and not isinstance(runner._train_loop, dict) \
+                and runner.iter > 0:
+            save_emergency_checkpoint(runner)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread():
+    import threading
+    return threading.current_thread() is threading.main_thread() and os.name == 'posix'

@@ -1,0 +1,53 @@
+"""MMEngine hooks of the distillers."""
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.utils import ProgressBar
+
+from mmseg.registry import HOOKS
+
+
+def _unwrap(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+@HOOKS.register_module()
+class DistillerHook(Hook):
+    """Linear warm-up of every distillation loss over the first ``warmup_iters`` iterations, and, when
+    the distiller has ``val_teacher=True``, one evaluation of the teacher before training.
+
+    The warm-up follows the iteration counter, so a resumed run continues where it stopped.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self, warmup_iters: int = 0):
+        if warmup_iters < 0:
+            raise ValueError(f'warmup_iters must be >= 0, got {warmup_iters}')
+        self.warmup_iters = warmup_iters
+
+    def before_train(self, runner):
+        model = _unwrap(runner.model)
+        if getattr(model, 'val_teacher', False) and runner.val_loop is not None:
+            metrics = evaluate_teacher(runner)
+            runner.logger.info('Teacher on the val set: ' +
+                               ', '.join(f'{k}: {v:.4f}' for k, v in metrics.items()))
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        model = _unwrap(runner.model)
+        if self.warmup_iters:
+            model.distill_scale = min(1.0, (runner.iter + 1) / self.warmup_iters)
+        runner.message_hub.update_scalar('train/distill_scale', model.distill_scale)
+
+
+def evaluate_teacher(runner):
+    """Run the val loop's data and evaluator through the teacher, without the loop's hooks (so no
+    'best' checkpoint or val log is written for the teacher)."""
+    model = _unwrap(runner.model)
+    loop = runner.val_loop
+    bar = ProgressBar(len(loop.dataloader))
+    for data_batch in loop.dataloader:
+        data = model.data_preprocessor(data_batch, False)
+        outputs = model.teacher.predict(data['inputs'], data['data_samples'])
+        loop.evaluator.process(data_samples=outputs, data_batch=data_batch)
+        bar.update()
+    return loop.evaluator.evaluate(len(loop.dataloader.dataset))

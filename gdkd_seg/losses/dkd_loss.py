@@ -1,0 +1,78 @@
+"""DKD: decoupled knowledge distillation (Zhao et al., CVPR 2022)."""
+from typing import Dict, Optional
+
+from torch import Tensor
+
+from mmseg.registry import MODELS
+from .utils import (LogitDistillLoss, check_non_negative, check_positive,
+                    grouped_kl)
+
+
+def dkd_group_ids(labels: Tensor, num_classes: int) -> Tensor:
+    """``(P, C)`` group ids: 0 for the target class, 1 for the others."""
+    ids = labels.new_ones(labels.shape[0], num_classes)
+    return ids.scatter(1, labels[:, None], 0)
+
+
+def dkd_per_position(zs: Tensor, zt: Tensor, labels: Tensor, alpha: float,
+                     beta: float, temperature: float) -> Dict[str, Tensor]:
+    """Weighted DKD terms per row: ``tckd = T^2 alpha KL(b_t||b_s)`` of the
+    (target, non-target) masses, ``nckd = T^2 beta KL`` among non-targets."""
+    mass_kl, within_kl = grouped_kl(zs, zt, dkd_group_ids(labels, zs.shape[1]),
+                                    2, temperature)
+    t2 = temperature**2
+    return dict(tckd=t2 * alpha * mass_kl, nckd=t2 * beta * within_kl[:, 1])
+
+
+@MODELS.register_module()
+class DKDLoss(LogitDistillLoss):
+    r"""DKD loss, per pixel or per sample; needs labels.
+
+    With :math:`b = (p_{gt}, 1 - p_{gt})` for :math:`p = \mathrm{softmax}(z/T)`
+    and :math:`\hat q` the softmax over the non-target classes:
+
+    .. math::
+        L = T^2 [\alpha KL(b_t\|b_s) + \beta KL(\hat q_t\|\hat q_s)]
+
+    averaged over the valid positions and multiplied by ``loss_weight``.
+
+    Args:
+        alpha (float): weight of TCKD.
+        beta (float): weight of NCKD.
+        temperature (float): softmax temperature T.
+        loss_weight (float): multiplier of the whole loss.
+        ignore_index (int | None): label value of positions to leave out.
+        resize_mode (str): ``'logits'`` or ``'label'`` (see GDKDLoss).
+        loss_name (str): name of the loss item.
+    """
+
+    def __init__(self, alpha: float = 1.0, beta: float = 2.0,
+                 temperature: float = 1.0, loss_weight: float = 1.0,
+                 ignore_index: Optional[int] = 255,
+                 resize_mode: str = 'logits', loss_name: str = 'loss_dkd'):
+        super().__init__(loss_weight, loss_name, ignore_index, resize_mode)
+        self.alpha = check_non_negative('alpha', alpha)
+        self.beta = check_non_negative('beta', beta)
+        self.temperature = check_positive('temperature', temperature)
+
+    def forward_terms(self, student_logits: Tensor, teacher_logits: Tensor,
+                      gt: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Returns ``{'tckd', 'nckd'}``, each a weighted scalar."""
+        if gt is None:
+            raise ValueError('DKD needs labels: pass gt, (N, H, W) '
+                             'segmentation labels or (N,) class labels')
+        zs, zt, labels = self.flatten(student_logits, teacher_logits, gt)
+        num_classes = zs.shape[1]
+        if labels.numel() and (labels.min() < 0
+                               or labels.max() >= num_classes):
+            raise ValueError(
+                f'DKD labels must lie in [0, {num_classes}) outside '
+                f'ignore_index={self.ignore_index}, got values in '
+                f'[{int(labels.min())}, {int(labels.max())}]')
+        per_position = dkd_per_position(zs, zt, labels, self.alpha, self.beta,
+                                        self.temperature)
+        return self.weighted_means(per_position)
+
+    def extra_repr(self) -> str:
+        return (f'alpha={self.alpha}, beta={self.beta}, '
+                f'temperature={self.temperature}, ' + super().extra_repr())

@@ -1,0 +1,87 @@
+"""GDKD: generalized decoupled knowledge distillation, pixel-wise."""
+from typing import Dict, Optional
+
+from torch import Tensor
+
+from mmseg.registry import MODELS
+from .utils import (LogitDistillLoss, check_non_negative, check_positive,
+                    check_topk, check_topk_below_classes, grouped_kl,
+                    topk_partition_mask)
+
+
+def gdkd_group_ids(teacher_logits: Tensor, topk: int) -> Tensor:
+    """``(P, C)`` group ids: 0 for the teacher's top-k classes, 1 else."""
+    return (~topk_partition_mask(teacher_logits, topk, dim=1)).long()
+
+
+def gdkd_per_position(zs: Tensor, zt: Tensor, group_ids: Tensor, w0: float,
+                      w1: float, w2: float,
+                      temperature: float) -> Dict[str, Tensor]:
+    """Weighted GDKD terms per row of ``(P, C)`` logits.
+
+    ``group_ids`` marks the top group with 0 and the other group with 1.
+    Returns ``(P,)`` tensors ``high = T^2 w0 KL(b_t||b_s)``,
+    ``top = T^2 w1 KL(q_t^A||q_s^A)``, ``other = T^2 w2 KL(q_t^B||q_s^B)``.
+    """
+    mass_kl, within_kl = grouped_kl(zs, zt, group_ids, 2, temperature)
+    t2 = temperature**2
+    return dict(high=t2 * w0 * mass_kl,
+                top=t2 * w1 * within_kl[:, 0],
+                other=t2 * w2 * within_kl[:, 1])
+
+
+@MODELS.register_module()
+class GDKDLoss(LogitDistillLoss):
+    r"""GDKD loss (Zheng & Cheng, TNNLS 2026), per pixel or per sample.
+
+    Group A = the teacher's ``topk`` largest logits, B = the rest;
+    :math:`b` = group masses of :math:`p = \mathrm{softmax}(z/T)` and
+    :math:`q^G` = softmax of :math:`z/T` restricted to G:
+
+    .. math::
+        L = T^2 [w_0 KL(b_t\|b_s) + w_1 KL(q_t^A\|q_s^A)
+                 + w_2 KL(q_t^B\|q_s^B)]
+
+    averaged over the valid positions and multiplied by ``loss_weight``.
+    The leaf terms are not weighted by the teacher's group mass, so
+    ``w0=w1=w2=1`` is not plain KD. The labels only select valid positions.
+
+    Args:
+        topk (int): size of the teacher's top group (needs ``topk < C``).
+        w0, w1, w2 (float): weights of the high-level, top-group and
+            other-group terms.
+        temperature (float): softmax temperature T.
+        loss_weight (float): multiplier of the whole loss.
+        ignore_index (int | None): label value of positions to leave out.
+        resize_mode (str): ``'logits'`` (labels resized by nearest to the
+            logits) or ``'label'`` (logits upsampled bilinearly to labels).
+        loss_name (str): name of the loss item.
+    """
+
+    def __init__(self, topk: int = 3, w0: float = 1.0, w1: float = 1.0,
+                 w2: float = 2.0, temperature: float = 1.0,
+                 loss_weight: float = 1.0, ignore_index: Optional[int] = 255,
+                 resize_mode: str = 'logits', loss_name: str = 'loss_gdkd'):
+        super().__init__(loss_weight, loss_name, ignore_index, resize_mode)
+        self.topk = check_topk(topk)
+        self.w0 = check_non_negative('w0', w0)
+        self.w1 = check_non_negative('w1', w1)
+        self.w2 = check_non_negative('w2', w2)
+        self.temperature = check_positive('temperature', temperature)
+
+    def forward_terms(self, student_logits: Tensor, teacher_logits: Tensor,
+                      gt: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Returns ``{'high', 'top', 'other'}``, each a weighted scalar."""
+        zs, zt, _ = self.flatten(student_logits, teacher_logits, gt)
+        check_topk_below_classes('GDKD', self.topk, student_logits,
+                                 teacher_logits)
+        per_position = gdkd_per_position(zs, zt,
+                                         gdkd_group_ids(zt, self.topk),
+                                         self.w0, self.w1, self.w2,
+                                         self.temperature)
+        return self.weighted_means(per_position)
+
+    def extra_repr(self) -> str:
+        return (f'topk={self.topk}, w0={self.w0}, w1={self.w1}, '
+                f'w2={self.w2}, temperature={self.temperature}, '
+                + super().extra_repr())

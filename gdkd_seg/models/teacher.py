@@ -1,0 +1,119 @@
+"""The frozen teacher: safe checkpoint loading with clear errors, and an inference-only forward."""
+import torch
+from mmengine.runner.checkpoint import CheckpointLoader
+from torch import nn
+
+from ..utils import CheckpointDownloadError
+from .recorders import ModuleOutputRecorder
+
+CHECKPOINT_HINT = 'pass a local file with --cfg-options model.teacher_checkpoint=PATH'
+
+
+class TeacherCheckpointError(RuntimeError):
+    """The teacher checkpoint is missing, unreachable or does not fit the teacher config."""
+
+
+def _strip_prefix(state_dict, prefix):
+    if state_dict and all(k.startswith(prefix) for k in state_dict):
+        return {k[len(prefix):]: v for k, v in state_dict.items()}
+    return state_dict
+
+
+def check_state_dict_fits(model: nn.Module, state_dict: dict, source: str) -> None:
+    """Raise TeacherCheckpointError naming every missing, unexpected or mis-shaped key."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    mismatched = [(k, tuple(state_dict[k].shape), tuple(expected[k].shape))
+                  for k in expected if k in state_dict and state_dict[k].shape != expected[k].shape]
+    if not (missing or unexpected or mismatched):
+        return
+    lines = [f'Teacher checkpoint {source} does not match the teacher config:']
+    if mismatched:
+        lines += [f'  {k}: checkpoint {list(got)} vs config {list(want)}' for k, got, want in mismatched[:10]]
+        seg = [(got, want) for k, got, want in mismatched if k.endswith('conv_seg.weight')]
+        if seg:
+            lines.append(f'  the checkpoint predicts {seg[0][0][0]} classes, the teacher config '
+                         f'{seg[0][1][0]}: use a teacher trained on this dataset or fix num_classes')
+    if missing:
+        lines.append(f'  missing in checkpoint ({len(missing)}): {missing[:10]}')
+    if unexpected:
+        lines.append(f'  unexpected in checkpoint ({len(unexpected)}): {unexpected[:10]}')
+    lines.append('Is this the checkpoint of the teacher architecture in model.teacher?')
+    raise TeacherCheckpointError('\n'.join(lines))
+
+
+class FrozenTeacher:
+    """Holds the teacher in eval mode without gradients; records the outputs the losses need.
+
+    ``fp16`` runs the forward under autocast (bf16 on CPU, fp16 on GPU) and ``channels_last`` uses that
+    memory format; recorded outputs are always returned in float32.
+    """
+
+    def __init__(self, model: nn.Module, checkpoint, fp16=False, channels_last=False):
+        self.model = model.eval().requires_grad_(False)
+        self.checkpoint = checkpoint
+        self.fp16 = fp16
+        self.channels_last = channels_last
+        self.loaded = False
+        self.recorder = None
+        self.run_auxiliary = False
+
+    def record(self, names):
+        names = list(names)
+        self.recorder = ModuleOutputRecorder(self.model, names)
+        self.run_auxiliary = any(n.startswith('auxiliary_head') for n in names)
+
+    def load(self):
+        if not self.checkpoint:
+            raise TeacherCheckpointError(f'model.teacher_checkpoint is not set: {CHECKPOINT_HINT}')
+        try:
+            ckpt = CheckpointLoader.load_checkpoint(self.checkpoint, map_location='cpu')
+        except FileNotFoundError as err:
+            raise TeacherCheckpointError(
+                f'Teacher checkpoint not found: {self.checkpoint}. Train or download the teacher and '
+                f'{CHECKPOINT_HINT}') from err
+        except CheckpointDownloadError as err:
+            raise TeacherCheckpointError(
+                f'Could not download the teacher checkpoint {self.checkpoint} ({err.__cause__ or err}). '
+                f'This machine may have no internet access: download it elsewhere and {CHECKPOINT_HINT}'
+            ) from err
+        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+        state = _strip_prefix(state, 'module.')
+        check_state_dict_fits(self.model, state, self.checkpoint)
+        self.model.load_state_dict(state, strict=True)
+        self.model.eval()
+        self.loaded = True
+
+    def _require_loaded(self):
+        if not self.loaded:
+            raise TeacherCheckpointError('The teacher has no weights yet: call model.init_weights() '
+                                         '(the Runner does so when training starts).')
+
+    def _autocast(self, inputs):
+        dtype = torch.bfloat16 if inputs.device.type == 'cpu' else torch.float16
+        return torch.autocast(inputs.device.type, dtype=dtype, enabled=self.fp16)
+
+    def __call__(self, inputs):
+        """Run backbone, decode head (and auxiliary heads when recorded); return recorded outputs."""
+        self._require_loaded()
+        self.model.eval()
+        self.recorder.clear()
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        # no_grad rather than inference_mode: the outputs are saved for the student's backward.
+        with torch.no_grad(), self._autocast(inputs):
+            feats = self.model.extract_feat(inputs)
+            self.model.decode_head(feats)
+            if self.run_auxiliary and self.model.with_auxiliary_head:
+                heads = self.model.auxiliary_head
+                for head in heads if isinstance(heads, nn.ModuleList) else [heads]:
+                    head(feats)
+        return {name: out.float() if torch.is_tensor(out) else out
+                for name, out in self.recorder.outputs.items()}
+
+    def predict(self, inputs, data_samples):
+        self._require_loaded()
+        self.model.eval()
+        with torch.no_grad():
+            return self.model.predict(inputs, data_samples)

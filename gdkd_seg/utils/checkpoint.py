@@ -1,0 +1,129 @@
+"""Safe checkpoint loading for MMEngine on torch >= 2.6.
+
+torch >= 2.6 loads with ``weights_only=True`` by default and so refuses MMEngine's own checkpoints: the
+message hub pickles ``HistoryBuffer`` objects (numpy arrays, and its statistics methods through
+``getattr``). Instead of switching the safety off, we allow-list exactly the types MMEngine/MMSeg
+checkpoints carry and register loaders for MMEngine's ``CheckpointLoader`` schemes (local paths,
+http(s), ``open-mmlab://``, ``torchvision://``), so ``Runner.resume``, ``load_from`` and
+``init_cfg=dict(type='Pretrained')`` all go through :func:`safe_torch_load`. Anything else pickled in a
+checkpoint is refused with :class:`UnsafeCheckpointError`.
+"""
+import os
+import os.path as osp
+import pickle
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+from mmengine.dist import barrier, get_dist_info
+from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.runner.checkpoint import (CheckpointLoader, get_deprecated_model_names,
+                                        get_external_models, get_torchvision_models)
+
+__all__ = ['UnsafeCheckpointError', 'CheckpointDownloadError', 'safe_torch_load', 'load_from_local',
+           'load_from_http', 'install_safe_checkpoint_loaders']
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint holds pickled objects outside the allow-list."""
+
+
+class CheckpointDownloadError(OSError):
+    """A checkpoint URL could not be downloaded."""
+
+
+def _history_buffer_getattr(obj, name):
+    """Stands in for ``builtins.getattr`` while unpickling: HistoryBuffer pickles its statistics methods
+    as ``getattr(HistoryBuffer, 'mean')``; any other use of getattr in a checkpoint is refused."""
+    if obj is HistoryBuffer and name in {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(f'getattr({obj!r}, {name!r}) is not an MMEngine HistoryBuffer method')
+
+
+def _numpy_globals():
+    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
+    dtype_classes = [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith('DType')]
+    return [np.ndarray, np.dtype, multiarray.scalar, multiarray._reconstruct, *dtype_classes]
+
+
+def checkpoint_safe_globals():
+    """The globals that MMEngine/MMSeg checkpoints need besides tensors and containers."""
+    return [HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr'), *_numpy_globals()]
+
+
+def _unpickler_reason(message):
+    """The part of torch's long weights_only message that names the refused object."""
+    paragraphs = [p.strip() for p in message.split('\n\n') if p.strip()]
+    details = [p for p in paragraphs[1:] if not p.startswith(('Check the documentation', 'Please file'))]
+    return ' '.join(details).replace('WeightsUnpickler error:', '').strip() or paragraphs[0]
+
+
+def safe_torch_load(file, map_location=None):
+    """``torch.load(file, weights_only=True)`` with the MMEngine allow-list; clear error otherwise."""
+    try:
+        with torch.serialization.safe_globals(checkpoint_safe_globals()):
+            return torch.load(file, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        reason = _unpickler_reason(str(err))
+        raise UnsafeCheckpointError(
+            f'Refused to load checkpoint {file}: it holds pickled objects that are not plain tensors, '
+            f'containers or the MMEngine/numpy types gdkd_seg allows ({reason}). Unpickling them could run '
+            'arbitrary code. If you trust where the file comes from, load it knowingly with '
+            '`torch.load(path, weights_only=False)` and re-save only its state_dict, or allow the type with '
+            '`torch.serialization.add_safe_globals([...])`.') from err
+
+
+def load_from_local(filename, map_location=None):
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'Checkpoint file not found: {filename}')
+    return safe_torch_load(filename, map_location)
+
+
+def _download(url, model_dir):
+    name = osp.basename(urlparse(url).path)
+    cached = osp.join(model_dir, name)
+    if not osp.isfile(cached):
+        os.makedirs(model_dir, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(url, cached, progress=False)
+        except Exception as err:  # URLError, HTTPError, socket errors, ...
+            raise CheckpointDownloadError(
+                f'Could not download checkpoint {url}: {err}. Without internet access, download the file '
+                f'elsewhere, copy it to {cached} or pass its local path instead of the URL.') from err
+    return cached
+
+
+def load_from_http(url, map_location=None, model_dir=None):
+    """Download once into torch's hub cache (rank 0 first in distributed runs), then load safely."""
+    model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
+    rank, world_size = get_dist_info()
+    if rank == 0:
+        path = _download(url, model_dir)
+    if world_size > 1:
+        barrier()
+        if rank > 0:
+            path = _download(url, model_dir)
+    return safe_torch_load(path, map_location)
+
+
+def load_from_openmmlab(filename, map_location=None):
+    name = filename.split('://', 1)[1]
+    name = get_deprecated_model_names().get(name, name)
+    url = get_external_models()[name]
+    if url.startswith(('http://', 'https://')):
+        return load_from_http(url, map_location)
+    return load_from_local(osp.join(osp.expanduser(os.getenv('MMENGINE_HOME', '~/.cache/mmengine')), url),
+                           map_location)
+
+
+def load_from_torchvision(filename, map_location=None):
+    return load_from_http(get_torchvision_models()[filename.split('://', 1)[1]], map_location)
+
+
+def install_safe_checkpoint_loaders():
+    """Route MMEngine's checkpoint schemes through :func:`safe_torch_load` (idempotent)."""
+    CheckpointLoader.register_scheme('', load_from_local, force=True)
+    CheckpointLoader.register_scheme(('http://', 'https://'), load_from_http, force=True)
+    CheckpointLoader.register_scheme(('open-mmlab://', 'openmmlab://'), load_from_openmmlab, force=True)
+    CheckpointLoader.register_scheme(('torchvision://', 'modelzoo://'), load_from_torchvision, force=True)

@@ -1,0 +1,137 @@
+"""SegDistiller with small models: frozen teacher, losses, checkpoints, teacher-checkpoint errors."""
+import pytest
+import torch
+from mmengine.runner import Runner
+from mmseg.registry import MODELS
+
+import gdkd_seg  # noqa: F401
+from gdkd_seg.models import TeacherCheckpointError
+from toy import runner_cfg, tiny_segmentor, write_seg_folder
+
+GDKD = dict(type='GDKDLoss', topk=1, w0=1.0, w1=1.0, w2=2.0)
+
+
+def distiller_cfg(teacher_checkpoint, num_classes=3, losses=None):
+    return dict(
+        type='SegDistiller',
+        student=tiny_segmentor(num_classes, width=8, aux=True),
+        teacher=tiny_segmentor(num_classes, width=16, aux=True),
+        teacher_checkpoint=str(teacher_checkpoint),
+        distill_losses=losses or [
+            dict(name='decode', student='decode_head.conv_seg', teacher='decode_head.conv_seg',
+                 loss=dict(GDKD, loss_weight=1.0)),
+            dict(name='aux', student='auxiliary_head.conv_seg', teacher='auxiliary_head.conv_seg',
+                 loss=dict(GDKD, loss_weight=0.4))])
+
+
+@pytest.fixture
+def teacher_ckpt(tmp_path):
+    torch.manual_seed(0)
+    teacher = MODELS.build(tiny_segmentor(3, width=16, aux=True))
+    path = tmp_path / 'teacher.pth'
+    torch.save({'state_dict': teacher.state_dict(), 'meta': {}}, path)
+    return path
+
+
+def _batch(num=2, size=32, num_classes=3):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    samples = []
+    for _ in range(num):
+        s = SegDataSample(gt_sem_seg=PixelData(data=torch.randint(0, num_classes, (1, size, size))))
+        s.set_metainfo(dict(img_shape=(size, size), ori_shape=(size, size), pad_shape=(size, size)))
+        samples.append(s)
+    return torch.randn(num, 3, size, size), samples
+
+
+def test_teacher_frozen_hidden_and_loaded(teacher_ckpt):
+    model = MODELS.build(distiller_cfg(teacher_ckpt))
+    model.init_weights()
+    model.train()
+    teacher = model.teacher.model
+    assert not teacher.training and all(not m.training for m in teacher.modules())
+    assert all(not p.requires_grad for p in teacher.parameters())
+    own = {id(p) for p in model.parameters()}
+    assert not own & {id(p) for p in teacher.parameters()}
+    assert not any(k.startswith('teacher') for k in model.state_dict())
+    saved = torch.load(teacher_ckpt)['state_dict']
+    assert all(torch.equal(v, saved[k]) for k, v in teacher.state_dict().items())
+
+    inputs, samples = _batch()
+    running_mean = teacher.backbone.layer1[0].bn1.running_mean.clone()
+    losses = model(inputs, samples, mode='loss')
+    assert torch.equal(teacher.backbone.layer1[0].bn1.running_mean, running_mean)  # BN statistics fixed
+    for key in ('decode.loss_ce', 'aux.loss_ce', 'distill.decode.loss_gdkd', 'distill.aux.loss_gdkd',
+                'distill.decode.gdkd_high', 'distill.decode.gdkd_top', 'distill.decode.gdkd_other'):
+        assert key in losses, key
+    terms = sum(losses[f'distill.decode.gdkd_{t}'] for t in ('high', 'top', 'other'))
+    assert torch.allclose(terms, losses['distill.decode.loss_gdkd'].detach())
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert all(p.grad is None for p in teacher.parameters())
+    assert model.student.decode_head.conv_seg.weight.grad.abs().sum() > 0
+
+
+def test_predict_is_the_students(teacher_ckpt):
+    model = MODELS.build(distiller_cfg(teacher_ckpt)).eval()
+    model.init_weights()
+    inputs, samples = _batch(1)
+    ours = model(inputs, samples, mode='predict')[0].seg_logits.data
+    plain = model.student.predict(inputs, samples)[0].seg_logits.data
+    assert torch.equal(ours, plain)
+
+
+def test_distill_scale_scales_every_distillation_term(teacher_ckpt):
+    model = MODELS.build(distiller_cfg(teacher_ckpt))
+    model.init_weights()
+    inputs, samples = _batch()
+    torch.manual_seed(1)
+    full = model(inputs, samples, mode='loss')
+    model.distill_scale = 0.25
+    torch.manual_seed(1)
+    quarter = model(inputs, samples, mode='loss')
+    assert torch.allclose(quarter['distill.decode.loss_gdkd'], 0.25 * full['distill.decode.loss_gdkd'])
+    assert torch.allclose(quarter['decode.loss_ce'], full['decode.loss_ce'])
+
+
+def test_missing_teacher_checkpoint_is_a_clear_error(tmp_path):
+    model = MODELS.build(distiller_cfg(tmp_path / 'missing.pth'))
+    with pytest.raises(TeacherCheckpointError, match=r'missing\.pth.*--cfg-options model\.teacher_checkpoint'):
+        model.init_weights()
+
+
+def test_unreachable_teacher_url_names_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
+    model = MODELS.build(distiller_cfg('http://127.0.0.1:9/teacher.pth'))
+    with pytest.raises(TeacherCheckpointError, match=r'download.*--cfg-options model\.teacher_checkpoint=PATH'):
+        model.init_weights()
+
+
+def test_class_count_mismatch_names_the_shapes(tmp_path):
+    other = MODELS.build(tiny_segmentor(5, width=16, aux=True))
+    path = tmp_path / 'five_classes.pth'
+    torch.save({'state_dict': other.state_dict()}, path)
+    model = MODELS.build(distiller_cfg(path))
+    with pytest.raises(TeacherCheckpointError,
+                       match=r'decode_head\.conv_seg\.weight: checkpoint \[5, 16, 1, 1\] vs config \[3, 16, 1, 1\]'
+                             r'(.|\n)*predicts 5 classes, the teacher config 3'):
+        model.init_weights()
+
+
+def test_unknown_module_name_lists_candidates(teacher_ckpt):
+    cfg = distiller_cfg(teacher_ckpt, losses=[dict(name='x', student='decode_head.conv_segg',
+                                                   teacher='decode_head.conv_seg', loss=GDKD)])
+    with pytest.raises(KeyError, match=r"conv_segg.*decode_head\.conv_seg"):
+        MODELS.build(cfg)
+
+
+def test_runner_never_optimizes_or_saves_the_teacher(tmp_path, teacher_ckpt):
+    root = write_seg_folder(str(tmp_path / 'data'))
+    cfg = runner_cfg(tmp_path / 'work', root, distiller_cfg(teacher_ckpt), max_iters=2)
+    cfg['custom_hooks'] = [dict(type='DistillerHook', warmup_iters=4)]
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    optimized = {id(p) for group in runner.optim_wrapper.optimizer.param_groups for p in group['params']}
+    assert not optimized & {id(p) for p in runner.model.teacher.model.parameters()}
+    assert runner.model.distill_scale == pytest.approx(0.5)  # 2 of 4 warm-up iterations
+    ckpt = torch.load(tmp_path / 'work' / 'iter_2.pth', weights_only=False)
+    assert ckpt['state_dict'] and not any(k.startswith('teacher') for k in ckpt['state_dict'])
