@@ -3,6 +3,9 @@ import os
 import os.path as osp
 import signal
 
+import torch
+import torch.distributed as dist
+
 from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
@@ -53,7 +56,29 @@ def check_data_roots(cfg, dataloaders=('train_dataloader', 'val_dataloader', 'te
                         f'--cfg-options {key}.dataset.data_root=/path/to/data')
 
 
+def prepare_cpu_distributed(cfg):
+    """Make ``--launcher pytorch`` work on machines without CUDA (MMEngine 0.10.7 assumes GPUs).
+
+    MMEngine's launcher calls ``torch.cuda.set_device`` unconditionally and its DDP wrapper passes
+    ``device_ids=[LOCAL_RANK]``; both fail on CPU. We start the process group ourselves (the Runner then
+    skips its own) with gloo, as NCCL needs GPUs, and wrap the model in DDP with ``device_ids=None``.
+    """
+    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available():
+        return
+    backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'gloo')
+    if backend != 'gloo':
+        print_log(f'No CUDA device: using the gloo backend instead of {backend}', logger='current')
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper.setdefault('device_ids', None)
+    cfg.model_wrapper_cfg = wrapper
+
+
 def build_runner(cfg):
+    prepare_cpu_distributed(cfg)
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
 
 

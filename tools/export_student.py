@@ -14,6 +14,7 @@ import torch
 from mmengine.config import Config
 
 import gdkd_seg  # noqa: F401
+from gdkd_seg.models import resolve_model_cfg
 from gdkd_seg.utils import safe_torch_load
 
 
@@ -21,7 +22,7 @@ def student_config(cfg: Config) -> Config:
     if cfg.model.get('type') not in ('SegDistiller', 'ClsDistiller'):
         raise ValueError(f'{cfg.filename} is not a distiller config (model.type is {cfg.model.get("type")})')
     cfg = cfg.copy()
-    cfg.model = cfg.model.student
+    cfg.model = resolve_model_cfg(cfg.model.student)
     cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') != 'DistillerHook']
     return cfg
 

@@ -56,13 +56,18 @@ class GDKDLoss(LogitDistillLoss):
         resize_mode (str): ``'logits'`` (labels resized by nearest to the
             logits) or ``'label'`` (logits upsampled bilinearly to labels).
         loss_name (str): name of the loss item.
+        teacher_scaling (dict | None): optional transform of the teacher's
+            logits before the loss, e.g. ``dict(type='TopKScaling', k=5)``
+            (TopKD's TSM); it sees the valid rows and their labels.
     """
 
     def __init__(self, topk: int = 3, w0: float = 1.0, w1: float = 1.0,
                  w2: float = 2.0, temperature: float = 1.0,
                  loss_weight: float = 1.0, ignore_index: Optional[int] = 255,
-                 resize_mode: str = 'logits', loss_name: str = 'loss_gdkd'):
-        super().__init__(loss_weight, loss_name, ignore_index, resize_mode)
+                 resize_mode: str = 'logits', loss_name: str = 'loss_gdkd',
+                 teacher_scaling: Optional[dict] = None):
+        super().__init__(loss_weight, loss_name, ignore_index, resize_mode,
+                         teacher_scaling)
         self.topk = check_topk(topk)
         self.w0 = check_non_negative('w0', w0)
         self.w1 = check_non_negative('w1', w1)

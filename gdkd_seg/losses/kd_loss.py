@@ -28,12 +28,17 @@ class KDLoss(LogitDistillLoss):
         ignore_index (int | None): label value of positions to leave out.
         resize_mode (str): ``'logits'`` or ``'label'`` (see GDKDLoss).
         loss_name (str): name of the loss item.
+        teacher_scaling (dict | None): optional transform of the teacher's
+            logits before the loss, e.g. ``dict(type='TopKScaling', k=5)``
+            (TopKD's TSM); it sees the valid rows and their labels.
     """
 
     def __init__(self, temperature: float = 1.0, loss_weight: float = 1.0,
                  ignore_index: Optional[int] = 255,
-                 resize_mode: str = 'logits', loss_name: str = 'loss_kd'):
-        super().__init__(loss_weight, loss_name, ignore_index, resize_mode)
+                 resize_mode: str = 'logits', loss_name: str = 'loss_kd',
+                 teacher_scaling: Optional[dict] = None):
+        super().__init__(loss_weight, loss_name, ignore_index, resize_mode,
+                         teacher_scaling)
         self.temperature = check_positive('temperature', temperature)
 
     def forward_terms(self, student_logits: Tensor, teacher_logits: Tensor,

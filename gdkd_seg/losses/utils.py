@@ -8,12 +8,14 @@
 * :func:`grouped_kl` computes the group-mass KL and the within-group KLs for
   any partition of the classes given as integer group ids.
 """
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+
+from mmseg.registry import MODELS
 
 RESIZE_MODES = ('logits', 'label')
 
@@ -291,26 +293,51 @@ def kl_per_row(student_logits: Tensor, teacher_logits: Tensor,
 # ----------------------------------------------------------------------------
 # tiny base class: argument storage, alignment, forward = sum of terms
 # ----------------------------------------------------------------------------
+def build_teacher_scaling(
+        cfg: Optional[Union[dict, nn.Module]]) -> Optional[nn.Module]:
+    """A transform of the teacher's logits from its config dict (``type``
+    defaults to ``'TopKScaling'``); a module is used as it is."""
+    if cfg is None or isinstance(cfg, nn.Module):
+        return cfg
+    if isinstance(cfg, dict):
+        return MODELS.build(dict(dict(type='TopKScaling'), **cfg))
+    raise TypeError('teacher_scaling must be None, a config dict such as '
+                    "dict(type='TopKScaling', k=5) or an nn.Module, got "
+                    f'{type(cfg).__name__}')
+
+
 class LogitDistillLoss(nn.Module):
     """Common plumbing; subclasses implement :meth:`forward_terms`."""
 
     def __init__(self, loss_weight: float = 1.0, loss_name: str = 'loss',
                  ignore_index: Optional[int] = 255,
-                 resize_mode: str = 'logits'):
+                 resize_mode: str = 'logits',
+                 teacher_scaling: Optional[Union[dict, nn.Module]] = None):
         super().__init__()
         self.loss_weight = check_non_negative('loss_weight', loss_weight)
         self.ignore_index = ignore_index
         self.resize_mode = check_resize_mode(resize_mode)
         self._loss_name = loss_name
+        self.teacher_scaling = build_teacher_scaling(teacher_scaling)
 
     def flatten(self, student_logits: Tensor, teacher_logits: Tensor,
                 gt: Optional[Tensor] = None):
-        """Valid ``(P, C)`` rows of both logits and their ``(P,)`` labels."""
+        """Valid ``(P, C)`` rows of both logits and their ``(P,)`` labels.
+
+        The teacher rows come out of ``teacher_scaling`` when one is set.
+        """
         zs, zt, labels, valid = flatten_logits_and_labels(
             student_logits, teacher_logits, gt, self.ignore_index,
             self.resize_mode)
         labels = None if labels is None else labels[valid]
-        return zs[valid], zt[valid], labels
+        return zs[valid], self.scale_teacher(zt[valid], labels), labels
+
+    def scale_teacher(self, teacher_rows: Tensor,
+                      labels: Optional[Tensor] = None) -> Tensor:
+        """``teacher_scaling(rows, labels)``, or the rows themselves."""
+        if self.teacher_scaling is None:
+            return teacher_rows
+        return self.teacher_scaling(teacher_rows, labels)
 
     def weighted_means(self, per_position: Dict[str, Tensor]
                        ) -> Dict[str, Tensor]:

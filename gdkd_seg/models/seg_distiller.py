@@ -4,6 +4,7 @@ from typing import Dict, List, Optional, Union
 
 import torch
 from mmengine.config import Config
+from mmengine.hub import get_config
 from mmengine.model import BaseModel
 from torch import Tensor, nn
 
@@ -20,9 +21,9 @@ class SegDistiller(BaseModel):
     student's), so MMSeg's ``IoUMetric``, visualizer and ``tools/test.py`` work unchanged.
 
     Args:
-        student (dict): MMSeg segmentor config (e.g. ``EncoderDecoder``).
-        teacher (dict | str): MMSeg segmentor config, or a config file whose ``model`` it is
-            (``'mmseg::deeplabv3/...py'`` works). Built frozen and kept outside the module tree, so it is
+        student (dict | str): MMSeg segmentor config (e.g. ``EncoderDecoder``), or a config file whose
+            ``model`` it is (``'mmseg::deeplabv3/...py'``), or ``dict(cfg_path=FILE, **overrides)``.
+        teacher (dict | str): the same forms. Built frozen and kept outside the module tree, so it is
             never in ``parameters()``, the optimizer, DDP or saved checkpoints.
         teacher_checkpoint (str): local path or URL of the teacher's weights, loaded by
             :meth:`init_weights` (the Runner calls it when training starts).
@@ -38,11 +39,11 @@ class SegDistiller(BaseModel):
                  distill_losses: Optional[List[dict]] = None, val_teacher: bool = False,
                  teacher_fp16: bool = False, teacher_channels_last: bool = False, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        self.student = MODELS.build(student)
+        self.student = MODELS.build(resolve_model_cfg(student))
         self.data_preprocessor = self.student.data_preprocessor
         # Outside the module tree on purpose (object.__setattr__ skips nn.Module registration).
         object.__setattr__(self, 'teacher', FrozenTeacher(
-            MODELS.build(_model_cfg(teacher)), teacher_checkpoint, fp16=teacher_fp16,
+            MODELS.build(resolve_model_cfg(teacher)), teacher_checkpoint, fp16=teacher_fp16,
             channels_last=teacher_channels_last))
         self.val_teacher = val_teacher
         self.distill_scale = 1.0  # set by DistillerHook during the warm-up
@@ -109,7 +110,15 @@ class SegDistiller(BaseModel):
         return {k[len('student.'):]: v for k, v in self.state_dict().items() if k.startswith('student.')}
 
 
-def _model_cfg(model: Union[dict, str]) -> dict:
+def resolve_model_cfg(model: Union[dict, str]) -> dict:
+    """A model config given inline, as a config file path, or as ``dict(cfg_path=..., **overrides)``."""
     if isinstance(model, str):
-        return copy.deepcopy(Config.fromfile(model).model.to_dict())
-    return copy.deepcopy(dict(model))
+        model = dict(cfg_path=model)
+    model = copy.deepcopy(dict(model))
+    if 'cfg_path' not in model:
+        return model
+    path = model.pop('cfg_path')
+    base = get_config(path) if '::' in path else Config.fromfile(path)  # 'mmseg::...' lives in mmseg
+    cfg = Config(dict(model=base.model))
+    cfg.merge_from_dict(dict(model=model))
+    return cfg.model

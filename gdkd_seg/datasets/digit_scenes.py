@@ -1,0 +1,231 @@
+"""Digit scenes: a small real-data segmentation task built from scikit-learn's handwritten digits.
+
+Each scene pastes several of the 1,797 real 8x8 scans of ``sklearn.datasets.load_digits`` (no download),
+rescaled to varied sizes, in varied colours and with overlap, onto a textured background with non-digit
+clutter (lines, rings, blobs) and noise. A pixel's label is the class of the digit whose ink covers it
+(1 + digit) or background (0), so the label follows the handwriting. Train and val scenes draw on
+disjoint sets of scans (a stratified split), so val measures recognition of unseen handwriting.
+
+:func:`prepare_digit_scenes` writes the scenes once in MMSeg's ``img_dir/{train,val}`` +
+``ann_dir/{train,val}`` layout and regenerates them only when the generator version or a setting changes;
+:class:`DigitScenesDataset` reads them.
+"""
+import json
+import os
+import os.path as osp
+import shutil
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from mmseg.datasets import BaseSegDataset
+from mmseg.registry import DATASETS
+
+# Bump whenever a change to this file changes the pixels: cached scenes with another version are rebuilt.
+GENERATOR_VERSION = 1
+
+CLASSES = ('background', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')
+PALETTE = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
+           [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212]]
+
+DEFAULT_SETTINGS = dict(seed=0, size=64, num_train=2000, num_val=400, val_fraction=0.3,
+                        num_digits=(2, 4), digit_size=(16, 30), num_clutter=(2, 5), noise_std=(3.0, 10.0))
+META_FILE = 'digit_scenes.json'
+INK_THRESHOLD = 0.5  # a pixel is ink (and labelled) where the rescaled scan is above half of full ink
+
+
+class PlacedDigit(NamedTuple):
+    """One digit pasted into a scene: its class, the scan it came from, where, and in which colour."""
+    digit: int
+    scan: int
+    box: Tuple[int, int, int, int]  # y0, x0, height, width
+    colour: Tuple[int, int, int]
+
+
+def load_digit_scans() -> Tuple[np.ndarray, np.ndarray]:
+    """The 1,797 scans of ``sklearn.datasets.load_digits`` as ``(N, 8, 8)`` floats in [0, 1], and labels."""
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    return digits.images / 16.0, digits.target.astype(np.int64)
+
+
+def split_scans(targets: np.ndarray, val_fraction: float, seed: int) -> Dict[str, np.ndarray]:
+    """Disjoint train/val scan indices, stratified so each digit keeps the same val share."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f'val_fraction must be in (0, 1), got {val_fraction}')
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for digit in np.unique(targets):
+        idx = rng.permutation(np.flatnonzero(targets == digit))
+        n_val = max(1, int(round(len(idx) * val_fraction)))
+        val.append(idx[:n_val])
+        train.append(idx[n_val:])
+    return dict(train=np.sort(np.concatenate(train)), val=np.sort(np.concatenate(val)))
+
+
+def _smooth_noise(rng, size: int, cells: int, channels: int) -> np.ndarray:
+    """Low-frequency noise in [-1, 1]: a random ``cells x cells`` grid upsampled bicubically."""
+    grid = rng.uniform(-1, 1, (cells, cells, channels)).astype(np.float32)
+    out = cv2.resize(grid, (size, size), interpolation=cv2.INTER_CUBIC)
+    return out.reshape(size, size, channels)
+
+
+def _background(rng, size: int) -> np.ndarray:
+    """A textured background: a base colour, blotches and faint stripes."""
+    img = rng.uniform(40, 215, 3).astype(np.float32) + 45 * _smooth_noise(rng, size, rng.integers(3, 7), 3)
+    yy, xx = np.mgrid[:size, :size].astype(np.float32)
+    angle, period = rng.uniform(0, np.pi), rng.uniform(4, 12)
+    stripes = np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period)
+    img += rng.uniform(0, 20) * stripes[..., None]
+    return img
+
+
+def _contrasting_colour(rng, reference: np.ndarray, min_distance: float = 90.0) -> np.ndarray:
+    """A random colour at least ``min_distance`` (Euclidean, RGB) away from ``reference``."""
+    for _ in range(50):
+        colour = rng.uniform(0, 255, 3)
+        if np.linalg.norm(colour - reference) >= min_distance:
+            return colour.astype(np.float32)
+    return (255.0 - reference).astype(np.float32)  # the complement is always far enough in practice
+
+
+def _blend(img: np.ndarray, alpha: np.ndarray, colour: np.ndarray, y: int, x: int) -> None:
+    h, w = alpha.shape
+    patch = img[y:y + h, x:x + w]
+    patch[:] = patch * (1 - alpha[..., None]) + colour * alpha[..., None]
+
+
+def _clutter(rng, img: np.ndarray) -> None:
+    """Non-digit marks labelled background: strokes, rings and blobs as thick as the digits' ink."""
+    size = img.shape[0]
+    canvas = np.zeros((size, size), np.float32)
+    kind = rng.integers(3)
+    p = [int(v) for v in rng.integers(0, size, 4)]
+    thickness = int(rng.integers(2, 5))
+    if kind == 0:
+        cv2.line(canvas, (p[0], p[1]), (p[2], p[3]), 1.0, thickness, cv2.LINE_AA)
+    elif kind == 1:
+        axes = (int(rng.integers(3, 10)), int(rng.integers(3, 10)))
+        cv2.ellipse(canvas, (p[0], p[1]), axes, float(rng.uniform(0, 180)), 0, float(rng.uniform(120, 360)),
+                    1.0, thickness, cv2.LINE_AA)
+    else:
+        cv2.circle(canvas, (p[0], p[1]), int(rng.integers(2, 6)), 1.0, -1, cv2.LINE_AA)
+    alpha = np.clip(canvas, 0, 1)
+    ys, xs = np.nonzero(alpha)
+    reference = img[ys, xs].mean(0) if len(ys) else img.mean((0, 1))
+    _blend(img, alpha, _contrasting_colour(rng, reference), 0, 0)
+
+
+def render_scene(rng: np.random.Generator, scans: np.ndarray, targets: np.ndarray, pool: Sequence[int],
+                 size: int = 64, num_digits=(2, 4), digit_size=(16, 30), num_clutter=(2, 5),
+                 noise_std=(3.0, 10.0)) -> Tuple[np.ndarray, np.ndarray, List[PlacedDigit]]:
+    """One scene from the scans in ``pool``: ``(image HxWx3 uint8 RGB, label HxW uint8, placed digits)``.
+
+    Digits are pasted in order, so a later digit's ink covers (and relabels) an earlier one's. Ranges are
+    inclusive ``(low, high)``.
+    """
+    img = _background(rng, size)
+    label = np.zeros((size, size), np.uint8)
+    placed = []
+    for _ in range(rng.integers(num_clutter[0], num_clutter[1] + 1)):
+        _clutter(rng, img)
+    for _ in range(rng.integers(num_digits[0], num_digits[1] + 1)):
+        scan = int(rng.choice(pool))
+        h = int(rng.integers(digit_size[0], min(digit_size[1], size) + 1))
+        w = int(np.clip(round(h * rng.uniform(0.75, 1.15)), 8, size))
+        alpha = np.clip(cv2.resize(scans[scan].astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR),
+                        0, 1)
+        # Keep most of every earlier digit visible: no placement may cover over half of an earlier box.
+        for _ in range(20):
+            y, x = int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))
+            if all(_overlap((y, x, h, w), d.box) <= 0.5 for d in placed):
+                break
+        ink = alpha > INK_THRESHOLD
+        colour = _contrasting_colour(rng, img[y:y + h, x:x + w][ink].mean(0))
+        _blend(img, alpha, colour, y, x)
+        label[y:y + h, x:x + w][ink] = targets[scan] + 1
+        placed.append(PlacedDigit(int(targets[scan]), scan, (y, x, h, w), tuple(int(c) for c in colour)))
+    sigma = rng.uniform(*noise_std)
+    if sigma > 0:
+        img = img + rng.normal(0, sigma, img.shape)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8), label, placed
+
+
+def _overlap(box: Tuple[int, ...], other: Tuple[int, ...]) -> float:
+    """The share of ``other``'s area that ``box`` covers."""
+    (y0, x0, h0, w0), (y1, x1, h1, w1) = box, other
+    dy = max(0, min(y0 + h0, y1 + h1) - max(y0, y1))
+    dx = max(0, min(x0 + w0, x1 + w1) - max(x0, x1))
+    return dy * dx / (h1 * w1)
+
+
+def generate_split(split: str, count: int, settings: dict, scans=None, targets=None):
+    """Yield ``(image, label, placed)`` for the ``count`` scenes of ``split`` ('train' or 'val')."""
+    if scans is None:
+        scans, targets = load_digit_scans()
+    pool = split_scans(targets, settings['val_fraction'], settings['seed'])[split]
+    # One independent stream per split, so the val scenes do not change with num_train.
+    rng = np.random.default_rng([settings['seed'], ('train', 'val').index(split)])
+    scene_args = {k: settings[k] for k in ('size', 'num_digits', 'digit_size', 'num_clutter', 'noise_std')}
+    for _ in range(count):
+        yield render_scene(rng, scans, targets, pool, **scene_args)
+
+
+def _settings(**overrides) -> dict:
+    unknown = set(overrides) - set(DEFAULT_SETTINGS)
+    if unknown:
+        raise TypeError(f'Unknown digit-scene settings {sorted(unknown)}; known: {sorted(DEFAULT_SETTINGS)}')
+    settings = dict(DEFAULT_SETTINGS, **overrides)
+    # JSON round trip, so the settings compare equal to the ones read back from the meta file.
+    return json.loads(json.dumps(dict(settings, generator_version=GENERATOR_VERSION)))
+
+
+def read_meta(root: str) -> Optional[dict]:
+    path = osp.join(root, META_FILE)
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def prepare_digit_scenes(root: str, force: bool = False, **settings) -> Tuple[str, bool]:
+    """Write the scenes to ``root`` unless an identical version is already there.
+
+    Returns ``(root, generated)``. The scenes are written to a temporary sibling folder that replaces
+    ``root`` once complete, so an interrupted run never leaves a half-written data set behind.
+    """
+    settings = _settings(**settings)
+    if not force and read_meta(root) == settings:
+        return root, False
+    if osp.exists(root) and not osp.isfile(osp.join(root, META_FILE)) and os.listdir(root):
+        raise FileExistsError(f'{root!r} exists and is not a digit-scenes folder (no {META_FILE}); '
+                              f'remove it or choose another data root')
+    tmp = root.rstrip('/\\') + '.tmp'
+    shutil.rmtree(tmp, ignore_errors=True)
+    scans, targets = load_digit_scans()
+    for split in ('train', 'val'):
+        img_dir, ann_dir = osp.join(tmp, 'img_dir', split), osp.join(tmp, 'ann_dir', split)
+        os.makedirs(img_dir)
+        os.makedirs(ann_dir)
+        count = settings[f'num_{split}']
+        for i, (img, label, _) in enumerate(generate_split(split, count, settings, scans, targets)):
+            Image.fromarray(img).save(osp.join(img_dir, f'{i:05d}.png'))
+            Image.fromarray(label).save(osp.join(ann_dir, f'{i:05d}.png'))
+    with open(osp.join(tmp, META_FILE), 'w') as f:
+        json.dump(settings, f, indent=1)
+    shutil.rmtree(root, ignore_errors=True)
+    os.replace(tmp, root)
+    return root, True
+
+
+@DATASETS.register_module()
+class DigitScenesDataset(BaseSegDataset):
+    """Digit scenes in MMSeg's layout (see :func:`prepare_digit_scenes`): 11 classes, background = 0."""
+
+    METAINFO = dict(classes=CLASSES, palette=PALETTE)
+
+    def __init__(self, img_suffix='.png', seg_map_suffix='.png', reduce_zero_label=False, **kwargs):
+        super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix,
+                         reduce_zero_label=reduce_zero_label, **kwargs)
