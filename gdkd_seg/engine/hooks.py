@@ -12,7 +12,8 @@ def _unwrap(model):
 
 @HOOKS.register_module()
 class DistillerHook(Hook):
-    """Linear warm-up of every distillation loss over the first ``warmup_iters`` iterations, and, when
+    """Linear warm-up of every distillation loss over the first ``warmup_iters`` iterations (or
+    ``warmup_epochs`` epochs of the train dataloader, as in DKD's classification recipes), and, when
     the distiller has ``val_teacher=True``, one evaluation of the teacher before training.
 
     The warm-up follows the iteration counter, so a resumed run continues where it stopped.
@@ -20,10 +21,13 @@ class DistillerHook(Hook):
 
     priority = 'NORMAL'
 
-    def __init__(self, warmup_iters: int = 0):
-        if warmup_iters < 0:
-            raise ValueError(f'warmup_iters must be >= 0, got {warmup_iters}')
+    def __init__(self, warmup_iters: int = 0, warmup_epochs: int = 0):
+        if warmup_iters < 0 or warmup_epochs < 0:
+            raise ValueError(f'warmup_iters and warmup_epochs must be >= 0, got {warmup_iters}, {warmup_epochs}')
+        if warmup_iters and warmup_epochs:
+            raise ValueError('Give the distillation warm-up as warmup_iters or warmup_epochs, not both')
         self.warmup_iters = warmup_iters
+        self.warmup_epochs = warmup_epochs
 
     def before_train(self, runner):
         model = _unwrap(runner.model)
@@ -34,8 +38,9 @@ class DistillerHook(Hook):
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         model = _unwrap(runner.model)
-        if self.warmup_iters:
-            model.distill_scale = min(1.0, (runner.iter + 1) / self.warmup_iters)
+        warmup_iters = self.warmup_iters or self.warmup_epochs * len(runner.train_dataloader)
+        if warmup_iters:
+            model.distill_scale = min(1.0, (runner.iter + 1) / warmup_iters)
         runner.message_hub.update_scalar('train/distill_scale', model.distill_scale)
 
 
