@@ -1,0 +1,14 @@
+# Feature-only KD (Cooper et al., arXiv 2511.14981): DeepLabV3 -> FCN on digit scenes. The student's backbone
+# learns only from MSE to the teacher's features through bias-free 1x1 projectors: its stage 2 to the
+# teacher's stage 2 and its last stage to the teacher's last stage (the features each head reads); the FCN
+# head learns from cross-entropy on detached backbone features. Other teacher layers:
+#   python tools/rank_teacher_layers.py configs/demo/fkd_deeplabv3_fcn_digits.py TEACHER.pth --num-images 64
+_base_ = './_base_/distill.py'
+
+fkd = dict(type='FeatureKDLoss', loss_weight=1.0, detach_head_input=True)
+model = dict(distill_losses=[
+    dict(name='layer2', student='backbone.layer2', teacher='backbone.layer2', loss=fkd,
+         connector=dict(type='FeatureProjector', in_channels=32, out_channels=64)),
+    dict(name='layer3', student='backbone.layer3', teacher='backbone.layer4', loss=fkd,
+         connector=dict(type='FeatureProjector', in_channels=64, out_channels=256)),
+])

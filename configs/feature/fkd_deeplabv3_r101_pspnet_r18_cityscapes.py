@@ -1,0 +1,4 @@
+# Feature-only KD: DeepLabV3-R101-D8 teacher -> PSPNet-R18-D8 student on Cityscapes (same feature pairs).
+_base_ = './fkd_deeplabv3_r101_r18_cityscapes.py'
+
+model = dict(student='mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py')

@@ -1,0 +1,100 @@
+"""Block-wise logit distillation with stepping stones (Yu et al., arXiv 2411.01547)."""
+from typing import Dict, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmseg.registry import MODELS
+from .kd_loss import kd_per_position
+from .utils import LogitDistillLoss, check_non_negative, check_positive, masked_mean
+
+
+def stone_cross_entropy(logits: Tensor, gt: Tensor, ignore_index: Optional[int]) -> Tensor:
+    """Pixel cross-entropy of ``(N, C, h, w)`` logits upsampled to the ``(N, H, W)`` labels (as MMSeg's
+    decode heads compute it); ignored pixels are left out, and none valid gives a 0 in the graph."""
+    logits = F.interpolate(logits.float(), size=gt.shape[-2:], mode='bilinear', align_corners=False)
+    per_pixel = F.cross_entropy(logits, gt.long(), reduction='none',
+                                ignore_index=-100 if ignore_index is None else ignore_index)
+    valid = gt != ignore_index if ignore_index is not None else torch.ones_like(gt, dtype=torch.bool)
+    return masked_mean(per_pixel[valid], int(valid.sum()))
+
+
+@MODELS.register_module()
+class BlockwiseKDLoss(LogitDistillLoss):
+    r"""Block-wise logit distillation: KD for the student and for stepping-stone networks.
+
+    Stepping stone :math:`N_i` (see :class:`~gdkd_seg.models.SteppingStones`) runs the student's stages
+    1..i, a connector and the teacher's remaining stages and head; :math:`w_i = 2^{-(n-i)}`. With
+    :math:`z_s, z_t, z_i` the student's, teacher's and stones' logits, :math:`\bar z` the mean of the
+    stones' logits (a fixed target) and :math:`KD(a, b) = T^2 KL(\mathrm{softmax}(b/T) \|
+    \mathrm{softmax}(a/T))` averaged over valid pixels:
+
+    .. math::
+        L = \alpha \sum_i w_i CE(z_i, y)
+          + \beta [KD(z_s, z_t) + \sum_i w_i KD(z_i, z_t)]
+          + \gamma [KD(z_s, \bar z) + \sum_i w_i KD(z_i, \bar z)]
+
+    multiplied by ``loss_weight``. The student's own cross-entropy stays the student's decode-head loss.
+    Gradients reach the connectors and the student's stages through the frozen teacher.
+
+    Use it on the decode-head logits: ``dict(name='blockwise', student='decode_head.conv_seg',
+    teacher='decode_head.conv_seg', loss=dict(type='BlockwiseKDLoss', ...))``; the distiller hands the
+    networks to the stones (``bind_models``).
+
+    Args:
+        stepping_stones (dict | nn.Module): ``dict(type='SteppingStones', stones=[1, 2, 3], ...)``.
+        alpha, beta, gamma (float): weights of the stones' task, the distillation and the cross terms.
+        temperature (float): T of the KD and cross terms.
+        loss_weight (float): multiplier of the whole loss.
+        ignore_index (int | None): label value of pixels to leave out.
+        resize_mode (str): ``'logits'`` or ``'label'`` for the KD terms (see GDKDLoss).
+        loss_name (str): name of the loss item.
+    """
+
+    def __init__(self, stepping_stones: Union[dict, nn.Module] = dict(type='SteppingStones'),
+                 alpha: float = 1.0, beta: float = 1.0, gamma: float = 1.0, temperature: float = 1.0,
+                 loss_weight: float = 1.0, ignore_index: Optional[int] = 255, resize_mode: str = 'logits',
+                 loss_name: str = 'loss_blockwise'):
+        super().__init__(loss_weight, loss_name, ignore_index, resize_mode)
+        self.stepping_stones = (stepping_stones if isinstance(stepping_stones, nn.Module)
+                                else MODELS.build(stepping_stones))
+        self.alpha = check_non_negative('alpha', alpha)
+        self.beta = check_non_negative('beta', beta)
+        self.gamma = check_non_negative('gamma', gamma)
+        self.temperature = check_positive('temperature', temperature)
+
+    def bind_models(self, student: nn.Module, teacher: nn.Module) -> None:
+        """Called by the distiller: the stones need the networks themselves."""
+        self.stepping_stones.bind_models(student, teacher)
+
+    def _kd(self, student_logits: Tensor, target_logits: Tensor, gt: Tensor) -> Tensor:
+        zs, zt, _ = self.flatten(student_logits, target_logits, gt)
+        kd = kd_per_position(zs, zt, self.temperature)['kd']
+        return masked_mean(kd, kd.shape[0])
+
+    def forward_terms(self, student_logits: Tensor, teacher_logits: Tensor,
+                      gt: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Returns ``{'task', 'kd', 'cross'}``, weighted scalars (stones computed from the latest forward)."""
+        if gt is None:
+            raise ValueError('BlockwiseKDLoss needs the labels (gt) for the stepping stones\' task loss')
+        if gt.dim() == 4 and gt.shape[1] == 1:
+            gt = gt[:, 0]
+        stones = self.stepping_stones()
+        weights = self.stepping_stones.stone_weights
+        for i, logits in stones.items():
+            if logits.shape[:2] != teacher_logits.shape[:2]:
+                raise ValueError(f'stepping stone {i} gives logits {tuple(logits.shape)}, the teacher '
+                                 f'{tuple(teacher_logits.shape)}: is the teacher bound to these stones?')
+        target = torch.stack([z.float() for z in stones.values()]).mean(0).detach()
+        task = sum(weights[i] * stone_cross_entropy(z, gt, self.ignore_index) for i, z in stones.items())
+        kd = self._kd(student_logits, teacher_logits, gt) + sum(
+            weights[i] * self._kd(z, teacher_logits, gt) for i, z in stones.items())
+        cross = self._kd(student_logits, target, gt) + sum(
+            weights[i] * self._kd(z, target, gt) for i, z in stones.items())
+        scale = self.loss_weight
+        return dict(task=scale * self.alpha * task, kd=scale * self.beta * kd, cross=scale * self.gamma * cross)
+
+    def extra_repr(self) -> str:
+        return (f'alpha={self.alpha}, beta={self.beta}, gamma={self.gamma}, '
+                f'temperature={self.temperature}, ' + super().extra_repr())

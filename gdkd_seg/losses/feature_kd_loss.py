@@ -1,0 +1,81 @@
+"""Feature KD: MSE between projected student features and teacher features, for feature-only KD
+(Cooper et al., arXiv 2511.14981)."""
+from typing import Dict, Optional, Tuple
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmseg.registry import MODELS
+from ..models.feature_only import detach_head_input
+from .utils import check_non_negative
+
+
+def pool_to_common_size(student: Tensor, teacher: Tensor) -> Tuple[Tensor, Tensor]:
+    """Average-pool the larger of two ``(N, C, H, W)`` maps to the size of the smaller one."""
+    (hs, ws), (ht, wt) = student.shape[-2:], teacher.shape[-2:]
+    if hs <= ht and ws <= wt:
+        return student, F.adaptive_avg_pool2d(teacher, (hs, ws))
+    if hs >= ht and ws >= wt:
+        return F.adaptive_avg_pool2d(student, (ht, wt)), teacher
+    raise ValueError(f'student features {tuple(student.shape)} and teacher features {tuple(teacher.shape)}: '
+                     'neither map is at least as large as the other in both height and width')
+
+
+@MODELS.register_module()
+class FeatureKDLoss(nn.Module):
+    r"""Mean squared error between student and teacher feature maps.
+
+    .. math::
+        L = \frac{1}{NCHW} \| P(f_s) - P(f_t) \|^2
+
+    where :math:`P` average-pools the larger map to the smaller one's size (the other map is unchanged),
+    multiplied by ``loss_weight``. The student features come through the distiller's ``connector``, a
+    trainable 1x1 projector to the teacher's channels: ``connector=dict(type='FeatureProjector',
+    in_channels=Cs, out_channels=Ct)`` (a 1x1 conv without bias commutes with average pooling, so
+    projecting before pooling is the same as after).
+
+    With ``detach_head_input=True`` (the default: feature-only KD) the distiller's student is set up so
+    that its heads train on detached backbone features: the backbone learns from the feature losses only.
+
+    Args:
+        loss_weight (float): multiplier of the loss.
+        detach_head_input (bool): train the student's heads on detached backbone features (see
+            :func:`gdkd_seg.models.feature_only.detach_head_input`).
+        loss_name (str): name of the loss item.
+    """
+
+    def __init__(self, loss_weight: float = 1.0, detach_head_input: bool = True, loss_name: str = 'loss_feat'):
+        super().__init__()
+        self.loss_weight = check_non_negative('loss_weight', loss_weight)
+        self.detach_head_input = detach_head_input
+        self._loss_name = loss_name
+
+    def bind_models(self, student: nn.Module, teacher: nn.Module) -> None:
+        """Called by the distiller when it is built."""
+        if self.detach_head_input:
+            detach_head_input(student)
+
+    def forward_terms(self, student_feats: Tensor, teacher_feats: Tensor,
+                      gt: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Returns ``{'mse'}``, a weighted scalar (``gt`` is not used)."""
+        if student_feats.dim() != 4 or teacher_feats.dim() != 4:
+            raise ValueError(f'FeatureKDLoss compares (N, C, H, W) maps, got student {tuple(student_feats.shape)} '
+                             f'and teacher {tuple(teacher_feats.shape)}')
+        if student_feats.shape[:2] != teacher_feats.shape[:2]:
+            raise ValueError(
+                f'student features {tuple(student_feats.shape)} and teacher features '
+                f'{tuple(teacher_feats.shape)} differ in batch or channels: project the student with '
+                f"connector=dict(type='FeatureProjector', in_channels={student_feats.shape[1]}, "
+                f'out_channels={teacher_feats.shape[1]})')
+        student, teacher = pool_to_common_size(student_feats, teacher_feats.to(student_feats.dtype))
+        return dict(mse=self.loss_weight * F.mse_loss(student, teacher.detach()))
+
+    def forward(self, student_feats: Tensor, teacher_feats: Tensor, gt: Optional[Tensor] = None) -> Tensor:
+        return sum(self.forward_terms(student_feats, teacher_feats, gt).values())
+
+    @property
+    def loss_name(self) -> str:
+        return self._loss_name
+
+    def extra_repr(self) -> str:
+        return f'loss_weight={self.loss_weight}, detach_head_input={self.detach_head_input}'
