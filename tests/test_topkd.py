@@ -81,8 +81,8 @@ def ref_contrast(rows_s, rows_t, tau):
     B = len(rows_s)
     sim = [[ref_cos(rows_s[i], rows_t[j]) / tau for j in range(B)]
            for i in range(B)]
-    s2t = -sum(math.log(float(ref_softmax(torch.tensor(sim[i], dtype=torch.float64))[i]))
-               for i in range(B)) / B
+    s2t = -sum(math.log(float(ref_softmax(torch.tensor(
+        sim[i], dtype=torch.float64))[i])) for i in range(B)) / B
     t2s = -sum(math.log(float(ref_softmax(torch.tensor(
         [sim[i][j] for i in range(B)], dtype=torch.float64))[j]))
         for j in range(B)) / B

@@ -83,6 +83,20 @@ def test_loss_maps_are_the_loss_per_pixel():
     assert same['loss'].abs().max() < 1e-6
 
 
+def test_teacher_scaling_is_applied_as_in_the_loss():
+    torch.manual_seed(0)
+    teacher, student = torch.randn(2, 6, 5, 7) * 3, torch.randn(2, 6, 5, 7)
+    gt = torch.randint(0, 6, (2, 5, 7))
+    gt[0, 0] = 255
+    loss = GDKDLoss(topk=2, teacher_scaling=dict(type='TopKScaling', k=3, gt_scale=3.0))
+    settings = gdkd_settings(type('Fake', (), {'distill_losses': {'d': loss}})())
+    assert settings['teacher_scaling'] is loss.teacher_scaling
+    maps = partition_maps(teacher, gt=gt, student_logits=student, **settings)
+    plain = partition_maps(teacher, gt=gt, student_logits=student, **dict(settings, teacher_scaling=None))
+    assert maps['loss'][maps['valid']].mean().item() == pytest.approx(loss(student, teacher, gt).item(), rel=1e-5)
+    assert not torch.allclose(maps['top_mass'], plain['top_mass'])
+
+
 def test_batched_maps_chunked_and_resized():
     torch.manual_seed(0)
     teacher, student = torch.randn(2, 5, 6, 8), torch.randn(2, 5, 6, 8)
@@ -106,7 +120,8 @@ def test_bad_inputs_name_the_problem():
 def test_settings_follow_the_distillers_gdkd_loss():
     class Fake:
         distill_losses = {'decode': GDKDLoss(topk=5, w2=8.0, temperature=2.0, ignore_index=0)}
-    assert gdkd_settings(Fake()) == dict(topk=5, w0=1.0, w1=1.0, w2=8.0, temperature=2.0, ignore_index=0)
+    assert gdkd_settings(Fake()) == dict(topk=5, w0=1.0, w1=1.0, w2=8.0, temperature=2.0, ignore_index=0,
+                                         teacher_scaling=None)
     assert gdkd_settings(Fake(), topk=2)['topk'] == 2
     assert gdkd_settings(None)['topk'] == GDKDLoss().topk
     with pytest.raises(ValueError, match='topk'):
@@ -182,6 +197,16 @@ def test_tool_writes_one_png_per_image(tmp_path, toy):
     with Image.open(written[0]) as png:
         assert png.size == figure_layout(7, 48 / 64, 200)[2:]
 
+    # an exported (plain) student checkpoint with the distiller config; no annotation: no GT panels
+    torch.save({'state_dict': model.student.state_dict()}, tmp_path / 'student.pth')
+    written = main([str(tmp_path / 'distiller.py'), str(tmp_path / 'student.pth'), '--panel-width', '200',
+                    '--img', osp.join(root, 'img_dir', 'val', '000.png'), '--out', str(tmp_path / 'student')])
+    with Image.open(written[0]) as png:  # image, top-1, b_A, entropy, loss and its 3 terms
+        assert png.size == figure_layout(8, 48 / 64, 200)[2:]
+
+    with pytest.raises(RuntimeError, match=r'distiller\.pth does not fit the model of .*plain\.py'):
+        main([str(tmp_path / 'plain.py'), str(tmp_path / 'distiller.pth'),
+              '--img', osp.join(root, 'img_dir', 'val'), '--out', str(tmp_path / 'x')])
     with pytest.raises(FileNotFoundError, match=r'no annotation for .*000\.png'):
         main([str(tmp_path / 'plain.py'), str(teacher_ckpt), '--img', osp.join(root, 'img_dir', 'val'),
               '--ann', str(tmp_path), '--out', str(tmp_path / 'x')])

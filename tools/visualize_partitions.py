@@ -43,7 +43,8 @@ def parse_args(argv=None):
     parser.add_argument('--ann', help='annotation file (with one --img) or folder mirroring the image folder')
     parser.add_argument('--topk', type=int, help="k of the teacher's top group (default: the config's GDKD k, "
                                                  'else 3)')
-    parser.add_argument('--device', default='cuda:0' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--device', default='cuda:0' if torch.cuda.is_available() else 'cpu',
+                        help='e.g. cpu or cuda:0 (default: cuda:0 when available)')
     parser.add_argument('--panel-width', type=int, default=480, help='width of one panel in pixels')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of the config')
     return parser.parse_args(argv)
@@ -62,15 +63,23 @@ def build_model(cfg, checkpoint, device):
         state = {k[len('module.'):]: v for k, v in state.items()}
     if cfg.model.get('type') == 'SegDistiller':
         model = MODELS.build(cfg.model)
-        if any(k.startswith('student.') for k in state):
-            load_state_dict(model, state, strict=True)
-        else:  # a plain student checkpoint, e.g. from tools/export_student.py
-            load_state_dict(model.student, state, strict=True)
+        distiller_ckpt = any(k.startswith('student.') for k in state)
+        # a plain student checkpoint (e.g. from tools/export_student.py) goes into the student
+        _load(model if distiller_ckpt else model.student, state, checkpoint, cfg)
         model.teacher.load()
     else:
         model = init_model(cfg, None, device='cpu')
-        load_state_dict(model, state, strict=True)
+        _load(model, state, checkpoint, cfg)
     return model.to(device).eval(), ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+
+
+def _load(model, state, checkpoint, cfg):
+    try:
+        load_state_dict(model, state, strict=True)
+    except RuntimeError as err:
+        raise RuntimeError(f'{checkpoint} does not fit the model of {cfg.filename} ({err}). A distiller '
+                           'checkpoint needs its distiller config; a plain MMSeg checkpoint its own config.'
+                           ) from err
 
 
 def dataset_cfg(cfg) -> dict:

@@ -69,9 +69,10 @@ class TopKScaling(nn.Module):
     ``ignore_index``) get no ground-truth scale. No learnable parameters.
 
     The paper's exact schedule of :math:`w` and :math:`\delta` is in an
-    appendix we could not read; the defaults here (``k=5``, linear scales
-    from 1.5 down to 1.0, ``gt_scale=2.0``, ``delta_coef=0.1``) are
-    PROVISIONAL, not yet chosen by experiment.
+    appendix we could not read. PROVISIONAL defaults, not yet chosen by
+    experiment (the embedded digit-scenes benchmark had no working teacher
+    yet): ``k=5`` (the paper's classification value), linear scales from
+    1.5 down to 1.0, ``gt_scale=2.0``, ``delta_coef=0.1``.
 
     Args:
         k (int): number of top logits to scale (needs ``k < C``).

@@ -91,8 +91,8 @@ class TopKDLoss(LogitDistillLoss):
 
     Needs ``2 * topk <= C``. ``topk=5`` is the paper's classification
     default; the other defaults (``alpha=beta=1``, ``contrast_weight=0.1``,
-    ``tau=0.1``, 1024 pixels, TSM's defaults) are PROVISIONAL, not yet
-    chosen by experiment.
+    ``tau=0.1``, 1024 pixels, TSM's defaults) and the segmentation ``topk``
+    are PROVISIONAL, not yet chosen on the embedded benchmark.
 
     Args:
         topk (int): size of Pos and of Neg.
@@ -102,8 +102,9 @@ class TopKDLoss(LogitDistillLoss):
         tau (float): temperature of the contrastive term.
         contrast_pixels (int | None): most positions in the contrastive
             term's batch (its matrix is ``B x B``); None: all valid ones.
-        teacher_scaling (dict | nn.Module | None): TSM config (``k``
-            defaults to ``topk``); None: raw teacher logits.
+        teacher_scaling (dict | nn.Module | None): TSM config (``type``
+            defaults to ``'TopKScaling'``, ``k`` to ``topk``); None: raw
+            teacher logits.
         loss_weight (float): multiplier of the whole loss.
         ignore_index (int | None): label value of positions to leave out.
         resize_mode (str): ``'logits'`` or ``'label'`` (see GDKDLoss).

@@ -3,8 +3,8 @@
 :func:`partition_maps` computes, with the partition code the loss uses
 (:func:`~gdkd_seg.losses.topk_partition_mask`, :func:`~gdkd_seg.losses.gdkd_group_ids`,
 :func:`~gdkd_seg.losses.gdkd_per_position`), the teacher's top-1 class, its mass on its top-k group
-(b_A), its entropy, where the ground truth is outside the teacher's top-k (where DKD's and GDKD's
-partitions differ) or is not its top-1, and the per-pixel GDKD loss and its three terms.
+(b_A), its entropy, where the ground truth is outside the teacher's top-k (DKD's target class falls in
+GDKD's other group) or is not its top-1, and the per-pixel GDKD loss and its three terms.
 :func:`draw_partitions` draws them into one RGB image with labelled panels and colour bars.
 :func:`predict_logits` gets the teacher's (and student's) logits of a data batch from a ``SegDistiller``
 or a plain MMSeg segmentor; the tool ``tools/visualize_partitions.py`` and
@@ -17,12 +17,12 @@ import mmcv
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..losses import (GDKDLoss, align_logits_and_labels, gdkd_group_ids, gdkd_per_position,
                       topk_partition_mask)
 
-GDKD_KEYS = ('topk', 'w0', 'w1', 'w2', 'temperature', 'ignore_index')
+GDKD_KEYS = ('topk', 'w0', 'w1', 'w2', 'temperature', 'ignore_index', 'teacher_scaling')
 IGNORED_RGB = (190, 190, 190)
 DIFFERS_RGB = (230, 40, 40)
 MAX_CLASSES_IN_BAR = 20
@@ -32,7 +32,7 @@ MAX_CLASSES_IN_BAR = 20
 # settings and logits
 # ----------------------------------------------------------------------------
 def gdkd_settings(model=None, topk: Optional[int] = None) -> dict:
-    """``topk, w0, w1, w2, temperature, ignore_index`` of the GDKD loss the maps are drawn for.
+    """``topk, w0, w1, w2, temperature, ignore_index, teacher_scaling`` of the GDKD loss to draw.
 
     Taken from the first ``GDKDLoss`` of a ``SegDistiller`` (its decode-head loss in the shipped
     configs), else ``GDKDLoss``'s defaults; ``topk`` overrides k.
@@ -46,8 +46,10 @@ def gdkd_settings(model=None, topk: Optional[int] = None) -> dict:
 
 
 def describe_settings(settings: dict) -> str:
+    scaling = settings.get('teacher_scaling')
     return (f'GDKD k={settings["topk"]}, w0={settings["w0"]:g}, w1={settings["w1"]:g}, '
-            f'w2={settings["w2"]:g}, T={settings["temperature"]:g}')
+            f'w2={settings["w2"]:g}, T={settings["temperature"]:g}'
+            + ('' if scaling is None else f'; teacher logits through {type(scaling).__name__}'))
 
 
 def is_distiller(model) -> bool:
@@ -96,7 +98,7 @@ def _stack_logits(samples) -> Tensor:
 def partition_maps(teacher_logits: Tensor, topk: int, gt: Optional[Tensor] = None,
                    student_logits: Optional[Tensor] = None, w0: float = 1.0, w1: float = 1.0,
                    w2: float = 2.0, temperature: float = 1.0, ignore_index: Optional[int] = 255,
-                   chunk_rows: int = 1 << 18) -> Dict[str, Tensor]:
+                   teacher_scaling: Optional[nn.Module] = None, chunk_rows: int = 1 << 18) -> Dict[str, Tensor]:
     """Per-pixel maps of the teacher's top-k partition and of the GDKD loss.
 
     Args:
@@ -106,6 +108,8 @@ def partition_maps(teacher_logits: Tensor, topk: int, gt: Optional[Tensor] = Non
         student_logits: same shape as ``teacher_logits`` (the teacher is resized to it bilinearly
             otherwise, as the loss does).
         w0, w1, w2, temperature: GDKD's weights and T.
+        teacher_scaling: the loss's transform of the teacher logits (e.g. ``TopKScaling``), applied
+            first, as in the loss; every teacher map is then of the transformed logits.
         chunk_rows: pixels per chunk of the loss computation (bounds memory on large images).
 
     Returns a dict of ``(N, H, W)`` (or ``(H, W)``) tensors:
@@ -130,6 +134,15 @@ def partition_maps(teacher_logits: Tensor, topk: int, gt: Optional[Tensor] = Non
     with_student = student_logits is not None
     student, teacher, labels, valid = align_logits_and_labels(
         student_logits if with_student else teacher_logits, teacher_logits, gt, ignore_index, 'logits')
+    if labels is not None:
+        bad = valid & ((labels < 0) | (labels >= num_classes))
+        if bad.any():
+            values = labels[bad].unique()[:10].tolist()
+            raise ValueError(f'labels hold values {values} outside [0, {num_classes}) that are not '
+                             f'ignore_index={ignore_index}: are the annotations in train ids '
+                             '(e.g. Cityscapes *_labelTrainIds.png)?')
+    if teacher_scaling is not None:
+        teacher = teacher_scaling(teacher, labels)
 
     top_group = topk_partition_mask(teacher, topk)  # (N, C, H, W): the loss's group A
     top1 = topk_partition_mask(teacher, 1)
@@ -139,12 +152,6 @@ def partition_maps(teacher_logits: Tensor, topk: int, gt: Optional[Tensor] = Non
                 entropy=-(p * log_p).sum(dim=1), valid=valid)
 
     if labels is not None:
-        bad = valid & ((labels < 0) | (labels >= num_classes))
-        if bad.any():
-            values = labels[bad].unique()[:10].tolist()
-            raise ValueError(f'labels hold values {values} outside [0, {num_classes}) that are not '
-                             f'ignore_index={ignore_index}: are the annotations in train ids '
-                             '(e.g. Cityscapes *_labelTrainIds.png)?')
         safe = torch.where(valid, labels, torch.zeros_like(labels))[:, None]
         maps.update(gt=labels, gt_outside_topk=valid & ~top_group.gather(1, safe)[:, 0],
                     gt_not_top1=valid & ~top1.gather(1, safe)[:, 0])
@@ -196,9 +203,9 @@ def draw_partitions(image: np.ndarray, maps: Dict[str, Tensor], topk: int, class
 
     Panels: the image, the ground truth, the teacher's top-1 class (both in the dataset ``palette``,
     colour bars naming the classes present), b_A, the teacher entropy, GT outside the teacher's top-k, GT
-    not its top-1, the GDKD loss and its three terms (the terms share one colour scale so their sizes
-    compare). Panels whose maps are absent (no ``gt``, no student) are left out. ``image`` is RGB
-    ``(H0, W0, 3)``, resized to the maps' size if it differs.
+    not its top-1, the GDKD loss and its three terms (each on its own colour scale, clipped at its 99.5th
+    percentile; the titles give the means). Panels whose maps are absent (no ``gt``, no student) are left
+    out. ``image`` is RGB ``(H0, W0, 3)``, resized to the maps' size if it differs.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -228,24 +235,22 @@ def draw_partitions(image: np.ndarray, maps: Dict[str, Tensor], topk: int, class
     if 'gt' in maps:
         panels += [
             (f'GT not in teacher top-{topk}: {_percent(maps["gt_outside_topk"], valid)}\n'
-             '(where DKD and GDKD partitions differ)',
+             "(DKD's target class is in GDKD's other group)",
              lambda ax: _flag_panel(ax, image, maps['gt_outside_topk'], valid,
                                     [f'GT in top-{topk}', f'GT not in top-{topk}'])),
             (f'GT not teacher top-1: {_percent(maps["gt_not_top1"], valid)}',
              lambda ax: _flag_panel(ax, image, maps['gt_not_top1'], valid, ['GT = top-1', 'GT ≠ top-1'])),
         ]
     if 'loss' in maps:
-        terms = np.concatenate([maps[k][valid] for k in ('high', 'top', 'other')])
-        terms_max = _robust_max(terms)
         panels.append((f'GDKD loss per pixel (mean {_mean(maps["loss"], valid)})',
                        lambda ax: _scalar_panel(ax, maps['loss'], valid, 'inferno', 0.0,
-                                                _robust_max(maps['loss'][valid]), 'student vs teacher')))
+                                                _robust_max(maps['loss'][valid]), 'per pixel')))
         for key, label in (('high', '$w_0\\,KL(b_t\\|b_s)$ (group masses)'),
                            ('top', f'$w_1\\,KL(q^A_t\\|q^A_s)$ (within top-{topk})'),
                            ('other', '$w_2\\,KL(q^B_t\\|q^B_s)$ (within the rest)')):
             panels.append((f'{label}\nmean {_mean(maps[key], valid)}',
                            lambda ax, key=key: _scalar_panel(ax, maps[key], valid, 'inferno', 0.0,
-                                                             terms_max, 'shared scale of the 3 terms')))
+                                                             _robust_max(maps[key][valid]), 'per pixel')))
 
     rows, cols, width_px, height_px = figure_layout(len(panels), height / width, panel_width)
     fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi, layout='constrained')
@@ -287,6 +292,7 @@ def _categorical_bar(ax, colours, labels):
     bar = ax.figure.colorbar(mappable, ax=ax, ticks=np.arange(n) + 0.5, fraction=0.05, pad=0.02)
     bar.ax.set_yticklabels(labels, fontsize=7)
     bar.ax.tick_params(length=0)
+    bar.ax.invert_yaxis()  # read top-down in class order
 
 
 def _class_panel(ax, labels, valid, classes, palette):
