@@ -1,6 +1,8 @@
 import os
 import sys
 
+import pytest
+
 # Tests import their shared helpers (toy.py) as top-level modules.
 sys.path.insert(0, os.path.dirname(__file__))
 
@@ -10,3 +12,13 @@ def pytest_configure(config):
 
     import gdkd_seg  # noqa: F401
     register_all_modules(init_default_scope=True)
+
+
+@pytest.fixture(scope='module')
+def single_thread():
+    """One intra-op thread for modules of tiny tensors, where more threads only add contention."""
+    import torch
+    num_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(num_threads)

@@ -18,13 +18,7 @@ from gdkd_seg.losses import (CWDLoss, DISTLoss, DKDLoss, GDKD3Loss, GDKDLoss,
 IGNORE = 255
 
 
-@pytest.fixture(autouse=True, scope='module')
-def single_thread():
-    # the tensors here are tiny; intra-op threads only add contention
-    num_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(num_threads)
+pytestmark = pytest.mark.usefixtures('single_thread')  # tiny tensors (conftest.py)
 
 
 # ----------------------------------------------------------------------------

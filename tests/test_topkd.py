@@ -21,12 +21,7 @@ TSM = dict(k=2, scale_schedule='linear', max_scale=1.8, min_scale=1.2,
            gt_scale=2.5, delta_coef=0.3)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def single_thread():
-    num_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(num_threads)
+pytestmark = pytest.mark.usefixtures('single_thread')  # tiny tensors (conftest.py)
 
 
 # ----------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Digit scenes: a small real-data segmentation task built from scikit-learn's handwritten digits.
 
 Each scene pastes several of the 1,797 real 8x8 scans of ``sklearn.datasets.load_digits`` (no download),
-rescaled to varied sizes, in varied colours and with overlap, onto a textured background with non-digit
-clutter (lines, rings, blobs) and noise. A pixel's label is the class of the digit whose ink covers it
+rescaled to varied sizes, in inks of varied hues and with overlap, onto textured paper with non-digit
+clutter (thin strokes and arcs, stains) and noise. A pixel's label is the class of the digit whose ink covers it
 (1 + digit) or background (0), so the label follows the handwriting. Train and val scenes draw on
 disjoint sets of scans (a stratified split), so val measures recognition of unseen handwriting.
 
@@ -24,16 +24,19 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 # Bump whenever a change to this file changes the pixels: cached scenes with another version are rebuilt.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 CLASSES = ('background', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')
 PALETTE = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
            [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212]]
 
+# Digits of 28-38 px keep their strokes several pixels wide, so that models with 1/8-resolution logits
+# (8x8 for a 64x64 scene) can follow the handwriting: a perfect 8x8 prediction scores about 69 mIoU.
 DEFAULT_SETTINGS = dict(seed=0, size=64, num_train=2000, num_val=400, val_fraction=0.3,
-                        num_digits=(2, 4), digit_size=(16, 30), num_clutter=(2, 5), noise_std=(3.0, 10.0))
+                        num_digits=(1, 3), digit_size=(28, 38), ink_threshold=0.3, max_overlap=0.15,
+                        num_clutter=(0, 3), noise_std=(3.0, 10.0))
+NON_SCENE_SETTINGS = ('seed', 'num_train', 'num_val', 'val_fraction', 'generator_version')
 META_FILE = 'digit_scenes.json'
-INK_THRESHOLD = 0.5  # a pixel is ink (and labelled) where the rescaled scan is above half of full ink
 
 
 class PlacedDigit(NamedTuple):
@@ -73,22 +76,18 @@ def _smooth_noise(rng, size: int, cells: int, channels: int) -> np.ndarray:
 
 
 def _background(rng, size: int) -> np.ndarray:
-    """A textured background: a base colour, blotches and faint stripes."""
-    img = rng.uniform(40, 215, 3).astype(np.float32) + 45 * _smooth_noise(rng, size, rng.integers(3, 7), 3)
+    """Paper: a light base colour with blotches and faint stripes."""
+    img = rng.uniform(150, 235, 3).astype(np.float32) + 25 * _smooth_noise(rng, size, rng.integers(3, 7), 3)
     yy, xx = np.mgrid[:size, :size].astype(np.float32)
     angle, period = rng.uniform(0, np.pi), rng.uniform(4, 12)
     stripes = np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period)
-    img += rng.uniform(0, 20) * stripes[..., None]
+    img += rng.uniform(0, 12) * stripes[..., None]
     return img
 
 
-def _contrasting_colour(rng, reference: np.ndarray, min_distance: float = 90.0) -> np.ndarray:
-    """A random colour at least ``min_distance`` (Euclidean, RGB) away from ``reference``."""
-    for _ in range(50):
-        colour = rng.uniform(0, 255, 3)
-        if np.linalg.norm(colour - reference) >= min_distance:
-            return colour.astype(np.float32)
-    return (255.0 - reference).astype(np.float32)  # the complement is always far enough in practice
+def _ink_colour(rng) -> np.ndarray:
+    """A dark ink of any hue."""
+    return rng.uniform(0, 120, 3).astype(np.float32)
 
 
 def _blend(img: np.ndarray, alpha: np.ndarray, colour: np.ndarray, y: int, x: int) -> None:
@@ -98,33 +97,33 @@ def _blend(img: np.ndarray, alpha: np.ndarray, colour: np.ndarray, y: int, x: in
 
 
 def _clutter(rng, img: np.ndarray) -> None:
-    """Non-digit marks labelled background: strokes, rings and blobs as thick as the digits' ink."""
+    """A non-digit mark, labelled background: a thin ink stroke or arc, or a mid-tone stain."""
     size = img.shape[0]
     canvas = np.zeros((size, size), np.float32)
     kind = rng.integers(3)
     p = [int(v) for v in rng.integers(0, size, 4)]
-    thickness = int(rng.integers(2, 5))
+    thickness = int(rng.integers(1, 4))
+    colour = _ink_colour(rng)
     if kind == 0:
         cv2.line(canvas, (p[0], p[1]), (p[2], p[3]), 1.0, thickness, cv2.LINE_AA)
     elif kind == 1:
-        axes = (int(rng.integers(3, 10)), int(rng.integers(3, 10)))
+        axes = (int(rng.integers(5, 14)), int(rng.integers(5, 14)))
         cv2.ellipse(canvas, (p[0], p[1]), axes, float(rng.uniform(0, 180)), 0, float(rng.uniform(120, 360)),
                     1.0, thickness, cv2.LINE_AA)
     else:
-        cv2.circle(canvas, (p[0], p[1]), int(rng.integers(2, 6)), 1.0, -1, cv2.LINE_AA)
-    alpha = np.clip(canvas, 0, 1)
-    ys, xs = np.nonzero(alpha)
-    reference = img[ys, xs].mean(0) if len(ys) else img.mean((0, 1))
-    _blend(img, alpha, _contrasting_colour(rng, reference), 0, 0)
+        cv2.circle(canvas, (p[0], p[1]), int(rng.integers(3, 9)), 1.0, -1, cv2.LINE_AA)
+        colour = rng.uniform(90, 180, 3).astype(np.float32)
+    _blend(img, np.clip(canvas, 0, 1), colour, 0, 0)
 
 
-def render_scene(rng: np.random.Generator, scans: np.ndarray, targets: np.ndarray, pool: Sequence[int],
-                 size: int = 64, num_digits=(2, 4), digit_size=(16, 30), num_clutter=(2, 5),
-                 noise_std=(3.0, 10.0)) -> Tuple[np.ndarray, np.ndarray, List[PlacedDigit]]:
+def render_scene(rng: np.random.Generator, scans: np.ndarray, targets: np.ndarray, pool: Sequence[int], *,
+                 size: int, num_digits, digit_size, ink_threshold: float, max_overlap: float, num_clutter,
+                 noise_std) -> Tuple[np.ndarray, np.ndarray, List[PlacedDigit]]:
     """One scene from the scans in ``pool``: ``(image HxWx3 uint8 RGB, label HxW uint8, placed digits)``.
 
-    Digits are pasted in order, so a later digit's ink covers (and relabels) an earlier one's. Ranges are
-    inclusive ``(low, high)``.
+    The settings are those of ``DEFAULT_SETTINGS``; ranges are inclusive ``(low, high)``. A digit's ink (and
+    label) is where its rescaled scan exceeds ``ink_threshold`` of full ink. Digits are pasted in order, so
+    a later digit's ink covers (and relabels) an earlier one's.
     """
     img = _background(rng, size)
     label = np.zeros((size, size), np.uint8)
@@ -135,15 +134,18 @@ def render_scene(rng: np.random.Generator, scans: np.ndarray, targets: np.ndarra
         scan = int(rng.choice(pool))
         h = int(rng.integers(digit_size[0], min(digit_size[1], size) + 1))
         w = int(np.clip(round(h * rng.uniform(0.75, 1.15)), 8, size))
-        alpha = np.clip(cv2.resize(scans[scan].astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR),
-                        0, 1)
-        # Keep most of every earlier digit visible: no placement may cover over half of an earlier box.
-        for _ in range(20):
+        scan_ink = np.clip(cv2.resize(scans[scan].astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR),
+                           0, 1)
+        ink = scan_ink > ink_threshold
+        # Opaque wherever labelled; anti-aliased just outside, on pixels that stay background.
+        alpha = np.clip((scan_ink - ink_threshold) / 0.1 + 1, 0, 1)
+        # Keep most of every earlier digit visible: no placement may cover more than max_overlap of an
+        # earlier box (after 50 tries the last one is taken).
+        for _ in range(50):
             y, x = int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))
-            if all(_overlap((y, x, h, w), d.box) <= 0.5 for d in placed):
+            if all(_overlap((y, x, h, w), d.box) <= max_overlap for d in placed):
                 break
-        ink = alpha > INK_THRESHOLD
-        colour = _contrasting_colour(rng, img[y:y + h, x:x + w][ink].mean(0))
+        colour = _ink_colour(rng)
         _blend(img, alpha, colour, y, x)
         label[y:y + h, x:x + w][ink] = targets[scan] + 1
         placed.append(PlacedDigit(int(targets[scan]), scan, (y, x, h, w), tuple(int(c) for c in colour)))
@@ -168,7 +170,7 @@ def generate_split(split: str, count: int, settings: dict, scans=None, targets=N
     pool = split_scans(targets, settings['val_fraction'], settings['seed'])[split]
     # One independent stream per split, so the val scenes do not change with num_train.
     rng = np.random.default_rng([settings['seed'], ('train', 'val').index(split)])
-    scene_args = {k: settings[k] for k in ('size', 'num_digits', 'digit_size', 'num_clutter', 'noise_std')}
+    scene_args = {k: v for k, v in settings.items() if k not in NON_SCENE_SETTINGS}
     for _ in range(count):
         yield render_scene(rng, scans, targets, pool, **scene_args)
 

@@ -1,6 +1,10 @@
+from .blockwise_kd_loss import BlockwiseKDLoss, stone_cross_entropy
 from .cwd_loss import CWDLoss, cwd_per_channel
 from .dist_loss import DISTLoss, dist_terms, pearson_correlation
 from .dkd_loss import DKDLoss, dkd_group_ids, dkd_per_position
+from .feature_kd_loss import FeatureKDLoss, pool_to_common_size
+from .fused import (FusedTwoGroupKL, fused_dkd_terms, fused_gdkd_terms,
+                    fused_two_group_kl, topk_threshold)
 from .gdkd3_loss import GDKD3Loss, gdkd3_group_ids, gdkd3_per_position
 from .gdkd_loss import GDKDLoss, gdkd_group_ids, gdkd_per_position
 from .kd_loss import KDLoss, kd_per_position
@@ -18,6 +22,9 @@ __all__ = [
     'kl_per_row', 'gdkd_group_ids', 'gdkd_per_position', 'gdkd3_group_ids',
     'gdkd3_per_position', 'dkd_group_ids', 'dkd_per_position',
     'kd_per_position', 'dist_terms', 'pearson_correlation', 'cwd_per_channel',
+    'FusedTwoGroupKL', 'fused_two_group_kl', 'fused_gdkd_terms',
+    'fused_dkd_terms', 'topk_threshold',
     'TopKDLoss', 'TopKScaling', 'rank_scales', 'tdl_group_masks',
-    'tdl_per_position', 'batch_contrastive'
+    'tdl_per_position', 'batch_contrastive', 'BlockwiseKDLoss',
+    'stone_cross_entropy', 'FeatureKDLoss', 'pool_to_common_size'
 ]

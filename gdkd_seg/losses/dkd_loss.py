@@ -4,6 +4,7 @@ from typing import Dict, Optional
 from torch import Tensor
 
 from mmseg.registry import MODELS
+from .fused import fusable, fused_dkd_terms, fused_inputs
 from .utils import (LogitDistillLoss, check_non_negative, check_positive,
                     grouped_kl)
 
@@ -47,18 +48,20 @@ class DKDLoss(LogitDistillLoss):
         teacher_scaling (dict | None): optional transform of the teacher's
             logits before the loss, e.g. ``dict(type='TopKScaling', k=5)``
             (TopKD's TSM); it sees the valid rows and their labels.
+        fused (bool): fused loss and gradient (default; see GDKDLoss).
     """
 
     def __init__(self, alpha: float = 1.0, beta: float = 2.0,
                  temperature: float = 1.0, loss_weight: float = 1.0,
                  ignore_index: Optional[int] = 255,
                  resize_mode: str = 'logits', loss_name: str = 'loss_dkd',
-                 teacher_scaling: Optional[dict] = None):
+                 teacher_scaling: Optional[dict] = None, fused: bool = True):
         super().__init__(loss_weight, loss_name, ignore_index, resize_mode,
                          teacher_scaling)
         self.alpha = check_non_negative('alpha', alpha)
         self.beta = check_non_negative('beta', beta)
         self.temperature = check_positive('temperature', temperature)
+        self.fused = bool(fused)
 
     def forward_terms(self, student_logits: Tensor, teacher_logits: Tensor,
                       gt: Optional[Tensor] = None) -> Dict[str, Tensor]:
@@ -66,6 +69,13 @@ class DKDLoss(LogitDistillLoss):
         if gt is None:
             raise ValueError('DKD needs labels: pass gt, (N, H, W) '
                              'segmentation labels or (N,) class labels')
+        if fusable(self, student_logits, teacher_logits):
+            zs, zt, labels, valid = fused_inputs(self, student_logits,
+                                                 teacher_logits, gt)
+            return fused_dkd_terms(zs, zt, labels, valid, self.alpha,
+                                   self.beta, self.temperature,
+                                   self.loss_weight,
+                                   ignore_index=self.ignore_index)
         zs, zt, labels = self.flatten(student_logits, teacher_logits, gt)
         num_classes = zs.shape[1]
         if labels.numel() and (labels.min() < 0
@@ -80,4 +90,5 @@ class DKDLoss(LogitDistillLoss):
 
     def extra_repr(self) -> str:
         return (f'alpha={self.alpha}, beta={self.beta}, '
-                f'temperature={self.temperature}, ' + super().extra_repr())
+                f'temperature={self.temperature}, fused={self.fused}, '
+                + super().extra_repr())

@@ -23,14 +23,20 @@ All of it follows from four numbers per position and group,
     \\frac{\\partial L}{\\partial s_i} = T^2 [(w_0 (b_{s,G} - b_{t,G}) + w_G)
         q_{s,i} - w_G q_{t,i}]
 
-so :class:`FusedTwoGroupKL` keeps only its inputs, the partition mask and
-four ``lse`` values per position for the backward, instead of the chain of
-``(P, C)`` intermediates autograd would keep. It reduces along dim 1 of
-``(N, C, H, W)`` maps (no permute) or of ``(P, C)`` rows.
+so :class:`FusedTwoGroupKL` keeps only its inputs, the partition (one
+threshold or label per position), four ``lse`` values and two
+``b_s,G - b_t,G`` per position for the backward, instead of the chain of ``(P, C)`` intermediates autograd
+would keep. It reduces along dim 1 of ``(N, C, H, W)`` maps (no permute) or
+of ``(P, C)`` rows. GDKD's top-k group is the set of classes at or above the
+teacher's k-th largest logit; the rare positions where ties cross that
+boundary are computed by the plain code (:func:`grouped_kl` on
+:func:`topk_partition_mask`) inside the same Function.
 
 The kernels are plain torch code. ``backend='compile'`` runs them through
 ``torch.compile`` (Inductor: C++/OpenMP loops on CPU, Triton on GPU), which
-turns each into one or two loops over the logits; ``'eager'`` runs them as
+turns the forward into one parallel pass over the positions (for each: the
+k max-reductions of the threshold, the group maxima, the group sums) and the
+backward into one elementwise pass; ``'eager'`` runs them as
 they are; ``'auto'`` (the default) compiles for inputs of at least
 :data:`COMPILE_MIN_NUMEL` values and falls back to eager, with a warning, if
 compilation fails. Set the environment variable ``GDKD_SEG_COMPILE=0`` to
@@ -43,30 +49,65 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .utils import align_logits_and_labels, topk_partition_mask
+from .utils import (align_logits_and_labels, grouped_kl,
+                    topk_partition_mask)
 
 # Smaller inputs run eager: compiling costs seconds once and saves little.
 COMPILE_MIN_NUMEL = 1 << 20
 BACKENDS = ('auto', 'compile', 'eager')
 NEG_INF = float('-inf')
+LOG2_E = 1.4426950408889634
 
 _compiled = {}
 _compile_failed = False
 
 
 # ----------------------------------------------------------------------------
-# kernels (pure torch; reductions along dim 1, keepdim)
+# kernels (pure torch; reductions along dim 1, keepdim; no bool tensors in
+# or out, since Inductor's CPU code stores bool masks slowly)
 # ----------------------------------------------------------------------------
-def _topk_threshold(teacher: Tensor, k: int) -> Tuple[Tensor, Tensor]:
-    """``(mask, unsure)``: ``teacher >= kth`` with kth the k-th largest
-    distinct value, and the positions where that is not exactly k classes
-    (ties across the boundary); there :func:`topk_partition_mask` decides."""
+def _topk_partition_kernel(teacher: Tensor, k: int,
+                           valid: Optional[Tensor]) -> Tuple[Tensor, ...]:
+    """GDKD's partition and position bookkeeping in one compiled call:
+    ``kth`` (the k-th largest distinct value along dim 1), ``include`` (1.0
+    at the valid positions where exactly k classes reach ``kth``), ``tied``
+    (1.0 at the valid others: ties across the top-k boundary), and the
+    numbers of valid and of tied positions. Float outputs only: Inductor's
+    CPU code writes bool tensors slowly."""
     kth = teacher.amax(1, keepdim=True)
     for _ in range(k - 1):
         kth = torch.where(teacher < kth, teacher, NEG_INF).amax(1,
                                                                  keepdim=True)
-    mask = teacher >= kth
-    return mask, mask.sum(1) != k
+    count = (teacher >= kth).to(teacher.dtype).sum(1, keepdim=True)
+    valid = torch.ones_like(kth) if valid is None else valid.to(kth.dtype)
+    tied = torch.where(count != k, valid, 0)
+    return kth, valid - tied, tied, valid.sum(), tied.sum()
+
+
+def _label_partition_kernel(labels: Tensor, valid: Optional[Tensor],
+                            dtype: torch.dtype) -> Tuple[Tensor, ...]:
+    """DKD's partition and bookkeeping: the labels as int32 (0 where not
+    valid; int32 compares vectorize as wide as float32), ``include`` (1.0
+    where valid), the number of valid positions and the smallest and
+    largest valid label."""
+    if valid is None:
+        valid = torch.ones_like(labels, dtype=torch.bool)
+    big = torch.iinfo(labels.dtype).max
+    include = valid.to(dtype)
+    partition = torch.where(valid, labels, 0).clamp(-1, 2**31 - 1)
+    return (partition.to(torch.int32), include, include.sum(),
+            torch.where(valid, labels, big).min(),
+            torch.where(valid, labels, -big).max())
+
+
+def _in_group_a(zt: Tensor, partition: Tensor) -> Tensor:
+    """Group A: ``zt >= partition`` (a per-position threshold) or the class
+    ``partition`` (a per-position integer label)."""
+    if partition.is_floating_point():
+        return zt >= partition
+    classes = torch.arange(zt.shape[1], device=zt.device,
+                           dtype=partition.dtype)
+    return classes.view(-1, *[1] * (zt.dim() - 2)) == partition
 
 
 def _group_max(x: Tensor, in_a: Tensor) -> Tuple[Tensor, Tensor]:
@@ -79,17 +120,29 @@ def _group_sum(x: Tensor, in_a: Tensor) -> Tuple[Tensor, Tensor]:
             torch.where(in_a, 0, x).sum(1, keepdim=True))
 
 
-def _forward_kernel(zs: Tensor, zt: Tensor, in_a: Tensor,
-                    valid: Optional[Tensor], inv_t: float):
-    """Sums over the valid positions of (mass KL, KL in A, KL in B), and
-    ``lse`` of s and t over A and B, ``(N, 1, ...)`` each."""
+def _exp(x: Tensor) -> Tensor:
+    if not torch.compiler.is_compiling():
+        return x.exp()
+    # Compiled, exp2 rather than exp: Inductor's CPU heuristics store a
+    # reused exp() to a full (N, C, H, W) buffer, but recompute a reused
+    # exp2() inside the one fused loop. Rounding x * log2(e) costs < 1e-6
+    # relative for the x in [-20, 0] that matter.
+    return torch.exp2(x * LOG2_E)
+
+
+def _two_group_stats(zs: Tensor, zt: Tensor, partition: Tensor,
+                     include: Tensor, inv_t: float) -> Tuple[Tensor, ...]:
+    """Sums of (mass KL, KL in A, KL in B) over the positions where
+    ``include`` (0/1 float) is 1; per position ``(N, 1, ...)``: ``lse`` of s
+    and t over A and over B, and ``b_s,G - b_t,G`` for G = A, B."""
+    in_a = _in_group_a(zt, partition)
     s, t = zs * inv_t, zt * inv_t
     ms_a, ms_b = _group_max(s, in_a)
     mt_a, mt_b = _group_max(t, in_a)
     xs = s - torch.where(in_a, ms_a, ms_b)  # <= 0, 0 at each group's max
     xt = t - torch.where(in_a, mt_a, mt_b)
-    et = xt.exp()
-    ss_a, ss_b = _group_sum(xs.exp(), in_a)
+    et = _exp(xt)
+    ss_a, ss_b = _group_sum(_exp(xs), in_a)
     st_a, st_b = _group_sum(et, in_a)
     d_a, d_b = _group_sum(et * (xt - xs), in_a)
 
@@ -99,29 +152,73 @@ def _forward_kernel(zs: Tensor, zt: Tensor, in_a: Tensor,
     lse_t_a, lse_t_b = mt_a + log_st_a, mt_b + log_st_b
     lse_s = torch.logaddexp(lse_s_a, lse_s_b)
     lse_t = torch.logaddexp(lse_t_a, lse_t_b)
+    log_bs_a, log_bs_b = lse_s_a - lse_s, lse_s_b - lse_s
     log_bt_a, log_bt_b = lse_t_a - lse_t, lse_t_b - lse_t
-    mass = (log_bt_a.exp() * (log_bt_a - (lse_s_a - lse_s)) +
-            log_bt_b.exp() * (log_bt_b - (lse_s_b - lse_s)))
+    bt_a, bt_b = log_bt_a.exp(), log_bt_b.exp()
+    mass = bt_a * (log_bt_a - log_bs_a) + bt_b * (log_bt_b - log_bs_b)
     kl_a = d_a / st_a - log_st_a + log_ss_a
     kl_b = d_b / st_b - log_st_b + log_ss_b
-    per_position = torch.cat([mass, kl_a, kl_b], dim=1)
-    if valid is not None:
-        per_position = torch.where(valid, per_position, 0)
-    sums = per_position.sum(dim=[d for d in range(per_position.dim())
-                                 if d != 1])
-    return sums, lse_s_a, lse_s_b, lse_t_a, lse_t_b
+    mass, kl_a, kl_b = (torch.where(include > 0, x, 0)
+                        for x in (mass, kl_a, kl_b))
+    sums = torch.stack([mass.sum(), kl_a.sum(), kl_b.sum()])
+    return (sums, lse_s_a, lse_s_b, lse_t_a, lse_t_b, log_bs_a.exp() - bt_a,
+            log_bs_b.exp() - bt_b)
 
 
-def _backward_kernel(zs: Tensor, zt: Tensor, in_a: Tensor, inv_t: float,
-                     lse_s_a: Tensor, lse_s_b: Tensor, lse_t_a: Tensor,
-                     lse_t_b: Tensor, alpha_a: Tensor, alpha_b: Tensor,
-                     beta_a: Tensor, beta_b: Tensor) -> Tensor:
-    """``alpha_G q_s - beta_G q_t`` elementwise, G the group of each class
-    (alpha and beta are 0 at the ignored positions)."""
-    qs = (zs * inv_t - torch.where(in_a, lse_s_a, lse_s_b)).exp()
-    qt = (zt * inv_t - torch.where(in_a, lse_t_a, lse_t_b)).exp()
-    return (torch.where(in_a, alpha_a, alpha_b) * qs -
-            torch.where(in_a, beta_a, beta_b) * qt)
+def _forward_kernel(zs: Tensor, zt: Tensor, group_a, valid: Optional[Tensor],
+                    inv_t: float) -> Tuple[Optional[Tensor], ...]:
+    """Partition and statistics in one compiled call. ``group_a``: ``k``
+    (the teacher's top-k), integer labels or a float threshold, ``(N, 1,
+    ...)``; ``valid``: bool ``(N, 1, ...)`` or None.
+
+    Returns ``(stats, partition, include, num_valid, tied, num_tied,
+    lowest, highest)``: :func:`_two_group_stats`; the threshold or labels
+    used; the 0/1 positions counted; their number; for top-k, the 0/1
+    positions with ties across the boundary (left out of ``include``) and
+    their number; for labels, the smallest and largest valid label. Not
+    applicable entries are None."""
+    tied = num_tied = lowest = highest = None
+    if isinstance(group_a, int):
+        partition, include, tied, num_valid, num_tied = \
+            _topk_partition_kernel(zt, group_a, valid)
+    elif not group_a.is_floating_point():
+        partition, include, num_valid, lowest, highest = \
+            _label_partition_kernel(group_a, valid, zs.dtype)
+    else:
+        partition = group_a
+        include = (torch.ones_like(group_a, dtype=zs.dtype) if valid is None
+                   else valid.to(zs.dtype))
+        num_valid = include.sum()
+    stats = _two_group_stats(zs, zt, partition, include, inv_t)
+    return (stats, partition, include, num_valid, tied, num_tied, lowest,
+            highest)
+
+
+def _backward_kernel(zs: Tensor, zt: Tensor, partition: Tensor,
+                     include: Tensor, inv_t: float, lse_s_a: Tensor,
+                     lse_s_b: Tensor, lse_t_a: Tensor, lse_t_b: Tensor,
+                     excess_a: Tensor, excess_b: Tensor,
+                     weights: Tensor) -> Tensor:
+    """``alpha_G q_s - beta_G q_t`` elementwise, G the group of each class,
+    ``alpha_G = w_mass (b_s,G - b_t,G) + w_G``, ``beta_G = w_G``; 0 where
+    ``include`` is 0."""
+    w_mass, w_a, w_b = weights.unbind()
+    in_a = _in_group_a(zt, partition)
+    qs = _exp(zs * inv_t - torch.where(in_a, lse_s_a, lse_s_b))
+    qt = _exp(zt * inv_t - torch.where(in_a, lse_t_a, lse_t_b))
+    alpha = torch.where(in_a, w_mass * excess_a + w_a,
+                        w_mass * excess_b + w_b)
+    grad = alpha * qs - torch.where(in_a, w_a, w_b) * qt
+    return torch.where(include > 0, grad, 0)
+
+
+def _tied_row_sums(zs: Tensor, zt: Tensor, topk: int,
+                   temperature: float) -> Tensor:
+    """(mass KL, KL in A, KL in B) summed over ``(R, C)`` rows, partition
+    by :func:`topk_partition_mask` (the plain loss's own code)."""
+    group_ids = (~topk_partition_mask(zt, topk, dim=1)).long()
+    mass_kl, within_kl = grouped_kl(zs, zt, group_ids, 2, temperature)
+    return torch.cat([mass_kl.sum(0, keepdim=True), within_kl.sum(0)])
 
 
 # ----------------------------------------------------------------------------
@@ -148,7 +245,11 @@ def _run(kernel, use_compile: bool, *args):
     global _compile_failed
     if use_compile and not _compile_failed:
         if kernel not in _compiled:
-            _compiled[kernel] = torch.compile(kernel, dynamic=True)
+            # A higher realize_reads_threshold keeps Inductor from storing
+            # the shifted logits (which read 5 inputs) to full-size buffers.
+            _compiled[kernel] = torch.compile(
+                kernel, dynamic=True,
+                options=dict(realize_reads_threshold=64))
         try:
             return _compiled[kernel](*args)
         except Exception as err:  # no C++ compiler, unsupported platform...
@@ -164,150 +265,221 @@ def _run(kernel, use_compile: bool, *args):
 # ----------------------------------------------------------------------------
 # partitions
 # ----------------------------------------------------------------------------
-def teacher_topk_mask(teacher_logits: Tensor, k: int,
-                      backend: str = 'auto') -> Tensor:
-    """Bool mask of the teacher's ``k`` largest logits along dim 1.
+def topk_threshold(teacher_logits: Tensor, k: int,
+                   backend: str = 'auto') -> Tuple[Tensor, Tensor]:
+    """The teacher's top-k classes as a threshold: ``(kth, tied)``.
 
-    The same partition as :func:`topk_partition_mask` (ties across the
-    top-k boundary go to it, so they are broken as ``torch.topk`` breaks
-    them), in ``k`` max-reductions instead of a sort.
+    ``kth`` ``(N, ...)``: class i of a position is in the top group iff
+    ``teacher_i >= kth``, which is :func:`topk_partition_mask`'s partition
+    wherever ``tied`` ``(N, ...)`` is False. Where it is True, ties across
+    the top-k boundary make more than k classes reach ``kth``; only
+    ``torch.topk``'s tie breaking (:func:`topk_partition_mask`) decides
+    there. Costs k max-reductions instead of a sort.
     """
     teacher = teacher_logits.detach()
     num_classes = teacher.shape[1]
-    if not 1 <= k <= num_classes:
-        raise ValueError(f'k must be in [1, {num_classes}] for teacher '
+    if not 1 <= k < num_classes:
+        raise ValueError(f'k must be in [1, {num_classes - 1}] for teacher '
                          f'logits of shape {tuple(teacher.shape)}, got k={k}')
-    mask, unsure = _run(_topk_threshold,
-                        _use_compile(check_backend(backend), teacher.numel()),
-                        teacher, k)
-    if unsure.any():
-        rows = teacher.movedim(1, -1)[unsure]
-        mask.movedim(1, -1)[unsure] = topk_partition_mask(rows, k, dim=1)
-    return mask
-
-
-def label_mask(labels: Tensor, num_classes: int) -> Tensor:
-    """Bool ``(N, C, ...)`` mask of the label class of each position."""
-    classes = torch.arange(num_classes, device=labels.device)
-    return labels.unsqueeze(1) == classes.view(-1, *[1] * (labels.dim() - 1))
+    kth, _, tied, _, _ = _run(
+        _topk_partition_kernel,
+        _use_compile(check_backend(backend), teacher.numel()), teacher, k,
+        None)
+    return kth.squeeze(1), tied.squeeze(1) > 0
 
 
 # ----------------------------------------------------------------------------
 # the autograd Function
 # ----------------------------------------------------------------------------
 class FusedTwoGroupKL(torch.autograd.Function):
-    """``(3,)`` tensor ``loss_weight * T^2 * (w0 mean(KL(b_t||b_s)),
-    wA mean(KL(q_t^A||q_s^A)), wB mean(KL(q_t^B||q_s^B)))`` over the valid
-    positions; differentiable w.r.t. the student logits only."""
+    """``(3,)`` tensor ``loss_weight * T^2 / count * (w0, wA, wB) * sums of
+    (KL(b_t||b_s), KL(q_t^A||q_s^A), KL(q_t^B||q_s^B))`` over the valid
+    positions (``count`` of them); differentiable w.r.t. the student logits
+    only.
+
+    ``group_a`` is an int k (the teacher's top-k classes: a threshold, with
+    the positions whose ties cross it computed by the plain
+    :func:`grouped_kl` on :func:`topk_partition_mask`), integer labels
+    ``(N, 1, ...)`` (the label class), or a float threshold ``(N, 1,
+    ...)`` (the classes with ``teacher >=`` it). ``valid``: bool ``(N, 1,
+    ...)`` or None (all). ``ignore_index`` only serves the error message on
+    labels outside ``[0, C)``.
+    """
 
     @staticmethod
-    def forward(ctx, student: Tensor, teacher: Tensor, in_a: Tensor,
+    def forward(ctx, student: Tensor, teacher: Tensor, group_a,
                 valid: Optional[Tensor], weights: Tuple[float, float, float],
-                temperature: float, loss_weight: float,
-                use_compile: bool) -> Tensor:
-        valid = None if valid is None else valid.unsqueeze(1)
-        count = student.numel() // student.shape[1] if valid is None \
-            else int(valid.sum())
-        sums, *lse = _run(_forward_kernel, use_compile, student, teacher,
-                          in_a, valid, 1.0 / temperature)
-        scale = loss_weight * temperature**2 / max(count, 1)
-        factors = sums.new_tensor(weights) * scale
-        ctx.save_for_backward(student, teacher, in_a, valid, factors, *lse)
-        ctx.inv_t, ctx.temperature = 1.0 / temperature, temperature
-        ctx.use_compile = use_compile
+                temperature: float, loss_weight: float, use_compile: bool,
+                ignore_index: Optional[int] = None) -> Tensor:
+        (stats, partition, include, num_valid, tied, num_tied, lowest,
+         highest) = _run(_forward_kernel, use_compile, student, teacher,
+                         group_a, valid, 1.0 / temperature)
+        count = int(num_valid)
+        num_classes = student.shape[1]
+        if lowest is not None and count and (lowest < 0
+                                             or highest >= num_classes):
+            raise ValueError(
+                f'DKD labels must lie in [0, {num_classes}) outside '
+                f'ignore_index={ignore_index}, got values in '
+                f'[{int(lowest)}, {int(highest)}]')
+        sums, *per_position = stats
+        if tied is not None and num_tied > 0:
+            tied = tied.squeeze(1) > 0
+            sums = sums + _tied_row_sums(student.movedim(1, -1)[tied],
+                                         teacher.movedim(1, -1)[tied],
+                                         group_a, temperature)
+        else:
+            tied = None
+        factors = sums.new_tensor(weights) * (loss_weight * temperature**2 /
+                                              max(count, 1))
+        ctx.save_for_backward(student, teacher, partition, include, factors,
+                              tied, *per_position)
+        ctx.temperature, ctx.use_compile = temperature, use_compile
+        ctx.topk = group_a if isinstance(group_a, int) else 0
         return sums * factors
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out: Tensor):
+        nones = (None, ) * 8
         if not ctx.needs_input_grad[0]:
-            return (None, ) * 8
-        (student, teacher, in_a, valid, factors, lse_s_a, lse_s_b, lse_t_a,
-         lse_t_b) = ctx.saved_tensors
-        # d out_j / d s_i for i in group G, per unit of w0 / wG (see module
-        # docstring); 1/T more for d/dz.
-        w_mass, w_a, w_b = (grad_out * factors * ctx.inv_t).unbind()
-        lse_s = torch.logaddexp(lse_s_a, lse_s_b)
-        lse_t = torch.logaddexp(lse_t_a, lse_t_b)
-        excess_a = (lse_s_a - lse_s).exp() - (lse_t_a - lse_t).exp()
-        excess_b = (lse_s_b - lse_s).exp() - (lse_t_b - lse_t).exp()
-        alpha_a, alpha_b = w_mass * excess_a + w_a, w_mass * excess_b + w_b
-        beta_a, beta_b = w_a.expand_as(alpha_a), w_b.expand_as(alpha_b)
-        if valid is not None:
-            alpha_a, alpha_b, beta_a, beta_b = (
-                torch.where(valid, x, 0)
-                for x in (alpha_a, alpha_b, beta_a, beta_b))
+            return (None, ) + nones
+        (student, teacher, partition, include, factors, tied,
+         *per_position) = ctx.saved_tensors
+        # d out / d s_i = w_mass (p_s,i - b_t,G q_s,i) + w_G (q_s,i - q_t,i)
+        #               = (w_mass (b_s,G - b_t,G) + w_G) q_s,i - w_G q_t,i
+        # for class i in group G; and d s / d z = 1/T.
+        inv_t = 1.0 / ctx.temperature
         grad = _run(_backward_kernel, ctx.use_compile, student, teacher,
-                    in_a, ctx.inv_t, lse_s_a, lse_s_b, lse_t_a, lse_t_b,
-                    alpha_a, alpha_b, beta_a, beta_b)
-        return (grad, ) + (None, ) * 7
+                    partition, include, inv_t, *per_position,
+                    grad_out * factors * inv_t)
+        if tied is not None:
+            rows = student.movedim(1, -1)[tied].detach().requires_grad_()
+            with torch.enable_grad():
+                sums = _tied_row_sums(rows, teacher.movedim(1, -1)[tied],
+                                      ctx.topk, ctx.temperature)
+                row_grad, = torch.autograd.grad(
+                    (sums * grad_out * factors).sum(), rows)
+            grad.movedim(1, -1).index_put_((tied, ), row_grad,
+                                           accumulate=True)
+        return (grad, ) + nones
 
 
-def fused_two_group_kl(student: Tensor, teacher: Tensor, in_a: Tensor,
+def fused_two_group_kl(student: Tensor, teacher: Tensor, partition: Tensor,
                        valid: Optional[Tensor], weights: Sequence[float],
                        temperature: float = 1.0, loss_weight: float = 1.0,
                        backend: str = 'auto') -> Tensor:
-    """Weighted mean (mass KL, KL in A, KL in B) of ``(N, C, ...)`` logits.
+    """Weighted means of (mass KL, KL in A, KL in B) over the positions.
 
     Args:
-        student, teacher: logits of the same shape and floating dtype, the
-            classes along dim 1 (``(N, C, H, W)`` or ``(P, C)``).
-        in_a: bool mask of the same shape, True for the classes of group A;
-            both groups must be non-empty at every valid position.
-        valid: bool mask of the positions to average over, the shape of
-            ``student`` without dim 1; None: all.
+        student, teacher: logits of one shape and floating dtype with the
+            classes along dim 1: ``(N, C, H, W)`` maps or ``(P, C)`` rows.
+        partition: group A of each position, shaped as ``student`` without
+            dim 1: a floating threshold (A = classes with ``teacher >=``
+            it) or an integer class (A = that class). Both groups must be
+            non-empty at the positions that count.
+        valid: bool mask of the positions that count (shape of
+            ``partition``); None: all.
         weights: ``(w0, wA, wB)``.
-        temperature, loss_weight: T (the terms carry T^2) and a multiplier.
+        temperature, loss_weight: T (the terms carry T^2), a multiplier.
         backend: ``'auto'``, ``'compile'`` or ``'eager'`` (module docstring).
 
     Returns:
         A ``(3,)`` tensor, differentiable w.r.t. ``student``.
     """
-    if teacher.shape != student.shape or in_a.shape != student.shape:
-        raise ValueError('student, teacher and group mask must have one '
-                         f'shape, got {tuple(student.shape)}, '
-                         f'{tuple(teacher.shape)} and {tuple(in_a.shape)}')
-    if teacher.dtype != student.dtype:
-        raise ValueError(f'student and teacher logits must have one dtype, '
-                         f'got {student.dtype} and {teacher.dtype}')
+    _check_pair(student, teacher)
+    positions = student.shape[:1] + student.shape[2:]
+    if partition.shape != positions or (valid is not None
+                                        and valid.shape != positions):
+        raise ValueError(
+            f'expected a partition and a valid mask of shape '
+            f'{tuple(positions)} for logits {tuple(student.shape)}, got '
+            f'{tuple(partition.shape)} and '
+            f'{None if valid is None else tuple(valid.shape)}')
+    if partition.is_floating_point():
+        partition = partition.to(teacher.dtype)
+    return FusedTwoGroupKL.apply(
+        student, teacher, partition.unsqueeze(1),
+        None if valid is None else valid.unsqueeze(1),
+        tuple(float(w) for w in weights), float(temperature),
+        float(loss_weight),
+        _use_compile(check_backend(backend), student.numel()))
+
+
+# ----------------------------------------------------------------------------
+# GDKD / DKD terms
+# ----------------------------------------------------------------------------
+def fusable(loss, student_logits: Tensor, teacher_logits: Tensor) -> bool:
+    """Whether ``loss`` (GDKDLoss / DKDLoss) takes its fused path here: it
+    was built with ``fused=True``, the teacher logits need no gradient and
+    there are two classes or more."""
+    return (loss.fused and not teacher_logits.requires_grad
+            and student_logits.dim() in (2, 4)
+            and student_logits.shape[1] >= 2)
+
+
+def fused_inputs(loss, student_logits: Tensor, teacher_logits: Tensor,
+                 gt: Optional[Tensor]):
+    """``(student, teacher, labels, valid)`` for the fused path.
+
+    Aligned ``(N, C, H, W)`` maps with ``(N, H, W)`` labels and validity
+    mask (no permute copies); with a ``teacher_scaling`` (which works on
+    rows), the loss's own valid ``(P, C)`` rows and ``valid=None``.
+    """
+    if getattr(loss, 'teacher_scaling', None) is None:
+        return align_logits_and_labels(student_logits, teacher_logits, gt,
+                                       loss.ignore_index, loss.resize_mode)
+    zs, zt, labels = loss.flatten(student_logits, teacher_logits, gt)
+    return zs, zt, labels, None
+
+
+def _check_pair(student: Tensor, teacher: Tensor) -> None:
+    if teacher.shape != student.shape or teacher.dtype != student.dtype:
+        raise ValueError('expected student and teacher logits of one shape '
+                         f'and dtype, got {tuple(student.shape)} '
+                         f'{student.dtype} and {tuple(teacher.shape)} '
+                         f'{teacher.dtype}')
     if teacher.requires_grad:
         raise ValueError('the fused loss gives no gradient to the teacher '
                          'logits: detach them, or use the plain loss '
                          '(fused=False)')
-    use_compile = _use_compile(check_backend(backend), student.numel())
-    return FusedTwoGroupKL.apply(student, teacher, in_a, valid,
-                                 tuple(float(w) for w in weights),
-                                 float(temperature), float(loss_weight),
-                                 use_compile)
 
 
-# ----------------------------------------------------------------------------
-# GDKD / DKD terms from the raw loss inputs
-# ----------------------------------------------------------------------------
-def fused_gdkd_terms(student_logits: Tensor, teacher_logits: Tensor,
-                     gt: Optional[Tensor], topk: int,
-                     weights: Sequence[float], temperature: float,
-                     loss_weight: float, ignore_index: Optional[int],
-                     resize_mode: str,
+def fused_gdkd_terms(student: Tensor, teacher: Tensor,
+                     valid: Optional[Tensor], topk: int,
+                     weights: Sequence[float], temperature: float = 1.0,
+                     loss_weight: float = 1.0,
                      backend: str = 'auto') -> Dict[str, Tensor]:
-    """``GDKDLoss.forward_terms`` on the fused path (maps stay maps)."""
-    student, teacher, _, valid = align_logits_and_labels(
-        student_logits, teacher_logits, gt, ignore_index, resize_mode)
-    in_top = teacher_topk_mask(teacher, topk, backend)
-    high, top, other = fused_two_group_kl(student, teacher, in_top, valid,
-                                          weights, temperature, loss_weight,
-                                          backend)
+    """GDKD's ``{'high', 'top', 'other'}`` on aligned logits (``valid`` as
+    in :func:`fused_two_group_kl`)."""
+    _check_pair(student, teacher)
+    num_classes = student.shape[1]
+    if not 1 <= topk < num_classes:
+        raise ValueError(f'topk must be in [1, {num_classes - 1}] for '
+                         f'logits of shape {tuple(student.shape)}, got {topk}')
+    high, top, other = FusedTwoGroupKL.apply(
+        student, teacher, int(topk),
+        None if valid is None else valid.unsqueeze(1),
+        tuple(float(w) for w in weights), float(temperature),
+        float(loss_weight),
+        _use_compile(check_backend(backend), student.numel())).unbind()
     return dict(high=high, top=top, other=other)
 
 
 def fused_dkd_terms(student: Tensor, teacher: Tensor, labels: Tensor,
-                    valid: Tensor, alpha: float, beta: float,
-                    temperature: float, loss_weight: float,
-                    backend: str = 'auto') -> Dict[str, Tensor]:
-    """``DKDLoss.forward_terms`` on aligned maps: group A is the label."""
-    labels = labels.masked_fill(~valid, 0)  # any class: ignored anyway
-    in_target = label_mask(labels, student.shape[1])
-    tckd, _, nckd = fused_two_group_kl(student, teacher, in_target, valid,
-                                       (alpha, 0.0, beta), temperature,
-                                       loss_weight, backend)
+                    valid: Optional[Tensor], alpha: float, beta: float,
+                    temperature: float = 1.0, loss_weight: float = 1.0,
+                    backend: str = 'auto',
+                    ignore_index: Optional[int] = None) -> Dict[str, Tensor]:
+    """DKD's ``{'tckd', 'nckd'}`` on aligned logits: group A is the label.
+    Raises a ValueError when a valid position's label is outside
+    ``[0, C)`` (``ignore_index`` only serves the message)."""
+    _check_pair(student, teacher)
+    tckd, _, nckd = FusedTwoGroupKL.apply(
+        student, teacher, labels.unsqueeze(1),
+        None if valid is None else valid.unsqueeze(1),
+        (float(alpha), 0.0, float(beta)), float(temperature),
+        float(loss_weight),
+        _use_compile(check_backend(backend), student.numel()),
+        ignore_index).unbind()
     return dict(tckd=tckd, nckd=nckd)

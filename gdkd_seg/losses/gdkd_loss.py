@@ -4,6 +4,7 @@ from typing import Dict, Optional
 from torch import Tensor
 
 from mmseg.registry import MODELS
+from .fused import fusable, fused_gdkd_terms, fused_inputs
 from .utils import (LogitDistillLoss, check_non_negative, check_positive,
                     check_topk, check_topk_below_classes, grouped_kl,
                     topk_partition_mask)
@@ -59,13 +60,17 @@ class GDKDLoss(LogitDistillLoss):
         teacher_scaling (dict | None): optional transform of the teacher's
             logits before the loss, e.g. ``dict(type='TopKScaling', k=5)``
             (TopKD's TSM); it sees the valid rows and their labels.
+        fused (bool): compute the loss and its gradient w.r.t. the student
+            in a few fused passes (:mod:`gdkd_seg.losses.fused`, the
+            default); False: the plain autograd implementation below (also
+            used when the teacher logits require grad).
     """
 
     def __init__(self, topk: int = 3, w0: float = 1.0, w1: float = 1.0,
                  w2: float = 2.0, temperature: float = 1.0,
                  loss_weight: float = 1.0, ignore_index: Optional[int] = 255,
                  resize_mode: str = 'logits', loss_name: str = 'loss_gdkd',
-                 teacher_scaling: Optional[dict] = None):
+                 teacher_scaling: Optional[dict] = None, fused: bool = True):
         super().__init__(loss_weight, loss_name, ignore_index, resize_mode,
                          teacher_scaling)
         self.topk = check_topk(topk)
@@ -73,10 +78,19 @@ class GDKDLoss(LogitDistillLoss):
         self.w1 = check_non_negative('w1', w1)
         self.w2 = check_non_negative('w2', w2)
         self.temperature = check_positive('temperature', temperature)
+        self.fused = bool(fused)
 
     def forward_terms(self, student_logits: Tensor, teacher_logits: Tensor,
                       gt: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Returns ``{'high', 'top', 'other'}``, each a weighted scalar."""
+        if fusable(self, student_logits, teacher_logits):
+            zs, zt, _, valid = fused_inputs(self, student_logits,
+                                            teacher_logits, gt)
+            check_topk_below_classes('GDKD', self.topk, student_logits,
+                                     teacher_logits)
+            return fused_gdkd_terms(zs, zt, valid, self.topk,
+                                    (self.w0, self.w1, self.w2),
+                                    self.temperature, self.loss_weight)
         zs, zt, _ = self.flatten(student_logits, teacher_logits, gt)
         check_topk_below_classes('GDKD', self.topk, student_logits,
                                  teacher_logits)
@@ -89,4 +103,4 @@ class GDKDLoss(LogitDistillLoss):
     def extra_repr(self) -> str:
         return (f'topk={self.topk}, w0={self.w0}, w1={self.w1}, '
                 f'w2={self.w2}, temperature={self.temperature}, '
-                + super().extra_repr())
+                f'fused={self.fused}, ' + super().extra_repr())

@@ -46,8 +46,10 @@ def check_state_dict_fits(model: nn.Module, state_dict: dict, source: str) -> No
 class FrozenTeacher:
     """Holds the teacher in eval mode without gradients; records the outputs the losses need.
 
-    ``fp16`` runs the forward under autocast (bf16 on CPU, fp16 on GPU) and ``channels_last`` uses that
-    memory format; recorded outputs are always returned in float32.
+    The forward runs under ``torch.inference_mode()`` (no autograd bookkeeping at all); the recorded
+    outputs are returned as ordinary contiguous float32 copies, so the losses can save them for the
+    student's backward (inference tensors cannot be). ``fp16`` runs the forward under autocast (bf16 on
+    CPU, fp16 on GPU); ``channels_last`` converts the teacher's weights and inputs to that memory format.
     """
 
     def __init__(self, model: nn.Module, checkpoint, fp16=False, channels_last=False):
@@ -55,6 +57,8 @@ class FrozenTeacher:
         self.checkpoint = checkpoint
         self.fp16 = fp16
         self.channels_last = channels_last
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.loaded = False
         self.recorder = None
         self.run_auxiliary = False
@@ -101,19 +105,35 @@ class FrozenTeacher:
         self.recorder.clear()
         if self.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        # no_grad rather than inference_mode: the outputs are saved for the student's backward.
-        with torch.no_grad(), self._autocast(inputs):
-            feats = self.model.extract_feat(inputs)
-            self.model.decode_head(feats)
-            if self.run_auxiliary and self.model.with_auxiliary_head:
-                heads = self.model.auxiliary_head
-                for head in heads if isinstance(heads, nn.ModuleList) else [heads]:
-                    head(feats)
-        return {name: out.float() if torch.is_tensor(out) else out
-                for name, out in self.recorder.outputs.items()}
+        with torch.inference_mode(), self._autocast(inputs):
+            self.run_model(inputs)
+        return {name: _autograd_float32(out) for name, out in self.recorder.outputs.items()}
+
+    def run_model(self, inputs):
+        """The forward that reaches the recorded modules: a segmentor's backbone and heads (a classifier
+        teacher overrides this, see ``ClsDistiller``)."""
+        feats = self.model.extract_feat(inputs)
+        self.model.decode_head(feats)
+        if self.run_auxiliary and self.model.with_auxiliary_head:
+            heads = self.model.auxiliary_head
+            for head in heads if isinstance(heads, nn.ModuleList) else [heads]:
+                head(feats)
 
     def predict(self, inputs, data_samples):
         self._require_loaded()
         self.model.eval()
+        # no_grad, not inference_mode: metrics and visualizers may update the predictions in place
         with torch.no_grad():
             return self.model.predict(inputs, data_samples)
+
+
+def _autograd_float32(out):
+    """Contiguous float32 copies of the tensors in ``out`` (nested tuples/lists/dicts), made outside
+    inference mode, hence ordinary tensors that autograd may save."""
+    if torch.is_tensor(out):
+        return out.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
+    if isinstance(out, (tuple, list)):
+        return type(out)(_autograd_float32(o) for o in out)
+    if isinstance(out, dict):
+        return {k: _autograd_float32(v) for k, v in out.items()}
+    return out

@@ -11,6 +11,7 @@ or a plain MMSeg segmentor; the tool ``tools/visualize_partitions.py`` and
 :class:`~gdkd_seg.visualization.PartitionVisualizationHook` share all three.
 """
 import math
+import textwrap
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import mmcv
@@ -187,6 +188,14 @@ def _class_meta(num_classes: int, classes, palette) -> Tuple[List[str], np.ndarr
     return classes, palette
 
 
+def _wrap_title(text: str, panel_width: int) -> str:
+    """Wrap a panel title to its panel (about 6.5 px per character at font size 9); lines with
+    mathtext stay whole."""
+    width = max(12, int(panel_width / 6.5))
+    return '\n'.join(line if '$' in line else '\n'.join(textwrap.wrap(line, width) or [''])
+                     for line in text.split('\n'))
+
+
 def figure_layout(num_panels: int, aspect: float, panel_width: int = 480,
                   columns: int = 4) -> Tuple[int, int, int, int]:
     """``(rows, cols, width_px, height_px)`` of a figure of ``num_panels`` maps of ``aspect`` = H / W."""
@@ -258,7 +267,7 @@ def draw_partitions(image: np.ndarray, maps: Dict[str, Tensor], topk: int, class
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, (panel_title, draw) in zip(axes, panels):
         draw(ax)
-        ax.set_title(panel_title, fontsize=9)
+        ax.set_title(_wrap_title(panel_title, panel_width), fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
     for ax in axes[len(panels):]:

@@ -9,6 +9,6 @@ model = dict(
                   norm_cfg=norm_cfg),
     decode_head=dict(type='ASPPHead', in_channels=256, in_index=0, channels=64, dilations=(1, 2, 4, 6),
                      dropout_ratio=0.1, num_classes=11, norm_cfg=norm_cfg, align_corners=False,
-                     loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
+                     loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True)),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

@@ -9,6 +9,6 @@ model = dict(
                   norm_cfg=norm_cfg),
     decode_head=dict(type='FCNHead', in_channels=64, in_index=0, channels=32, num_convs=1, concat_input=False,
                      dropout_ratio=0.1, num_classes=11, norm_cfg=norm_cfg, align_corners=False,
-                     loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
+                     loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True)),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

@@ -1,0 +1,6 @@
+# DKD with the GDKD authors' segmentation setting (alpha=1, beta=2, T=1): DeepLabV3 -> FCN on digit scenes.
+_base_ = './_base_/distill.py'
+
+model = dict(distill_losses=[
+    dict(name='decode', student='decode_head.conv_seg', teacher='decode_head.conv_seg',
+         loss=dict(type='DKDLoss', alpha=1.0, beta=2.0, temperature=1.0, loss_weight=1.0))])

@@ -1,0 +1,194 @@
+"""The embedded demo: the digit-scenes data set and tools/demo.py end to end (--quick)."""
+import importlib.util
+import json
+import os.path as osp
+import re
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from mmengine.config import Config
+from mmseg.registry import DATASETS
+
+from gdkd_seg.datasets import (CLASSES, PALETTE, generate_split, load_digit_scans, prepare_digit_scenes,
+                               split_scans)
+from gdkd_seg.datasets import digit_scenes
+from gdkd_seg.datasets.digit_scenes import _settings, read_meta
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SMALL = dict(num_train=6, num_val=4)
+
+
+def _demo_module():
+    spec = importlib.util.spec_from_file_location('demo_under_test', osp.join(REPO, 'tools', 'demo.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _scenes(split, count, **settings):
+    return list(generate_split(split, count, _settings(**settings)))
+
+
+def test_scenes_are_deterministic_from_the_seed():
+    first, again, other = _scenes('train', 3), _scenes('train', 3), _scenes('train', 3, seed=1)
+    for (img, label, placed), (img2, label2, placed2) in zip(first, again):
+        assert np.array_equal(img, img2) and np.array_equal(label, label2) and placed == placed2
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(first, other))
+    # The val scenes do not depend on how many train scenes there are.
+    assert all(np.array_equal(a[0], b[0]) for a, b in
+               zip(_scenes('val', 2, num_train=5), _scenes('val', 2, num_train=50)))
+
+
+def test_train_and_val_use_disjoint_scans():
+    _, targets = load_digit_scans()
+    split = split_scans(targets, 0.3, seed=0)
+    assert not set(split['train']) & set(split['val'])
+    assert len(split['train']) + len(split['val']) == len(targets) == 1797
+    val_share = np.bincount(targets[split['val']]) / np.bincount(targets)
+    assert np.allclose(val_share, 0.3, atol=0.01)  # stratified: every digit keeps the same share
+    for name in ('train', 'val'):
+        used = {d.scan for _, _, placed in _scenes(name, 20) for d in placed}
+        assert used <= set(split[name]), name
+
+
+def test_labels_are_the_ink_of_the_digits():
+    scans, targets = load_digit_scans()
+    for img, label, placed in _scenes('val', 8, num_clutter=(0, 0), noise_std=(0.0, 0.0), num_digits=(1, 1)):
+        (digit,) = placed
+        y, x, h, w = digit.box
+        ink = cv2.resize(scans[digit.scan].astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) > 0.3
+        expected = np.zeros_like(label)
+        expected[y:y + h, x:x + w][ink] = targets[digit.scan] + 1
+        assert np.array_equal(label, expected)
+        assert digit.digit == targets[digit.scan]
+        # The labelled pixels are painted in the digit's colour; the anti-aliased rim is not labelled.
+        off = np.abs(img.astype(int) - digit.colour).max(-1)
+        assert off[label > 0].max() <= 1
+        assert np.mean(off[label == 0] <= 1) < 0.01
+
+
+def test_overlapping_digits_label_the_visible_ink():
+    matched = total = 0
+    for img, label, placed in _scenes('train', 10, num_clutter=(0, 0), noise_std=(0.0, 0.0), num_digits=(3, 3)):
+        present = set(np.unique(label)) - {0}
+        assert present <= {d.digit + 1 for d in placed}
+        assert placed[-1].digit + 1 in present  # the last digit is on top
+        for cls in present:
+            ys, xs = np.nonzero(label == cls)
+            own = [d for d in placed if d.digit + 1 == cls]
+            off = np.min([np.abs(img[ys, xs].astype(int) - d.colour).max(1) for d in own], axis=0)
+            # A pixel off its digit's colour can only be where digits overlap (under another one's rim).
+            boxes_over = sum((ys >= y) & (ys < y + h) & (xs >= x) & (xs < x + w) for y, x, h, w in
+                             (d.box for d in placed))
+            assert np.all((off <= 1) | (boxes_over >= 2)), cls
+            matched, total = matched + np.sum(off <= 1), total + len(ys)
+    assert matched / total > 0.9
+
+
+def test_prepare_caches_and_regenerates_on_change(tmp_path, monkeypatch):
+    root = str(tmp_path / 'scenes')
+    assert prepare_digit_scenes(root, **SMALL) == (root, True)
+    assert len(list((tmp_path / 'scenes' / 'img_dir' / 'train').iterdir())) == 6
+    assert len(list((tmp_path / 'scenes' / 'ann_dir' / 'val').iterdir())) == 4
+    stamp = osp.getmtime(osp.join(root, 'img_dir', 'train', '00000.png'))
+    assert prepare_digit_scenes(root, **SMALL) == (root, False)
+    assert osp.getmtime(osp.join(root, 'img_dir', 'train', '00000.png')) == stamp
+
+    assert prepare_digit_scenes(root, num_train=3, num_val=4) == (root, True)
+    assert len(list((tmp_path / 'scenes' / 'img_dir' / 'train').iterdir())) == 3
+    monkeypatch.setattr(digit_scenes, 'GENERATOR_VERSION', digit_scenes.GENERATOR_VERSION + 1)
+    assert prepare_digit_scenes(root, num_train=3, num_val=4) == (root, True)
+    assert read_meta(root)['generator_version'] == digit_scenes.GENERATOR_VERSION
+    assert not osp.exists(root + '.tmp')
+
+
+def test_prepare_refuses_foreign_folders_and_unknown_settings(tmp_path):
+    (tmp_path / 'mine').mkdir()
+    (tmp_path / 'mine' / 'notes.txt').write_text('keep me')
+    with pytest.raises(FileExistsError, match='not a digit-scenes folder'):
+        prepare_digit_scenes(str(tmp_path / 'mine'), **SMALL)
+    assert (tmp_path / 'mine' / 'notes.txt').exists()
+    with pytest.raises(TypeError, match="Unknown digit-scene settings \\['num_scenes'\\]"):
+        prepare_digit_scenes(str(tmp_path / 'x'), num_scenes=3)
+
+
+def test_mmseg_loads_the_scenes_with_the_demo_config(tmp_path):
+    root = str(tmp_path / 'scenes')
+    prepare_digit_scenes(root, **SMALL)
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', 'student_fcn_r18w16_digits.py'))
+    dataset_cfg = cfg.val_dataloader.dataset
+    dataset_cfg.data_root = root
+    dataset = DATASETS.build(dataset_cfg)
+    assert len(dataset) == 4
+    assert dataset.metainfo['classes'] == CLASSES and dataset.metainfo['palette'] == PALETTE
+    sample = dataset[0]
+    assert tuple(sample['inputs'].shape) == (3, 64, 64)
+    labels = sample['data_samples'].gt_sem_seg.data
+    _, stored, _ = _scenes('val', 1, **SMALL)[0]
+    assert np.array_equal(labels[0].numpy(), stored)
+    assert set(np.unique(stored)) - {0}  # digits present
+
+
+def test_demo_configs_share_one_student_and_teacher():
+    demo = _demo_module()
+    student = Config.fromfile(demo.METHODS[0].config).model
+    teacher = Config.fromfile(demo.TEACHER_CONFIG).model
+    assert teacher.decode_head.type == 'ASPPHead'
+    for method in demo.METHODS[1:]:
+        model = Config.fromfile(method.config).model
+        assert model.type == 'SegDistiller' and method.distilled
+        assert model.student == student
+        assert Config.fromfile(model.teacher).model == teacher
+    assert Config.fromfile(demo.METHODS[1].config).train_cfg == Config.fromfile(demo.METHODS[0].config).train_cfg
+
+
+def test_teacher_key_follows_config_overrides_and_data():
+    demo = _demo_module()
+    meta = _settings()
+    key = demo.teacher_key({}, meta)
+    assert key == demo.teacher_key({}, dict(meta))
+    assert key != demo.teacher_key(demo.Demo.schedule_options(10), meta)
+    assert key != demo.teacher_key({}, dict(meta, generator_version=meta['generator_version'] + 1))
+
+
+def _table_rows(text):
+    rows = [line for line in text.splitlines() if line.startswith('|') and not line.startswith('|---')]
+    header, body = rows[0], rows[1:]
+    return [c.strip() for c in header.strip('|').split('|')], [[c.strip() for c in r.strip('|').split('|')]
+                                                                for r in body]
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end(tmp_path):
+    work, data = tmp_path / 'work', tmp_path / 'data'
+    proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'demo.py'), '--quick', '--work-dir', str(work),
+                           '--data-root', str(data)], cwd=str(tmp_path), capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for n in range(1, 7):
+        assert f'] {n}/6 ' in proc.stdout
+    assert 'eta:' in proc.stdout  # MMEngine's progress lines reach the console
+
+    text = (work / 'results.md').read_text()
+    header, rows = _table_rows(text)
+    demo = _demo_module()
+    assert [r[0] for r in rows] == [m.label for m in demo.DEFAULT_METHODS]
+    col = {name: i for i, name in enumerate(header)}
+    for row in rows:
+        mean, std = re.fullmatch(r'(\d+\.\d\d) ± (\d+\.\d\d)', row[col['mIoU (mean ± std)']]).groups()
+        per_seed = [float(v) for v in row[col['per seed']].split(' / ')]
+        assert len(per_seed) == len(demo.QUICK.seeds)
+        for value in [float(mean), *per_seed]:
+            assert 0.0 <= value <= 100.0
+        assert abs(float(mean) - np.mean(per_seed)) < 0.01
+    teacher_miou = float(re.search(r'Teacher .*mIoU (\d+\.\d\d)', text).group(1))
+    assert 0.0 <= teacher_miou <= 100.0
+    summary = json.loads((work / 'results.json').read_text())
+    assert len(summary['runs']) == len(demo.DEFAULT_METHODS) * len(demo.QUICK.seeds)
+
+    # A second run reuses the teacher trained with the same config and data instead of training it again.
+    again = demo.Demo(str(work), str(data), demo.QUICK, demo.METHODS).teacher(read_meta(str(data)))
+    assert again['reused'] and again['checkpoint'] == summary['teacher']['checkpoint']
