@@ -18,7 +18,7 @@ demo-quick: $(STAMP)
 	$(PY) tools/demo.py --quick
 
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=15
 
 # Everything but the end-to-end runs marked slow.
 test-fast: $(STAMP)
