@@ -154,6 +154,24 @@ def test_teacher_key_follows_config_overrides_and_data():
     assert key != demo.teacher_key({}, dict(meta, generator_version=meta['generator_version'] + 1))
 
 
+def test_partitions_come_from_the_gdkd_student_or_else_the_plain_teacher(tmp_path):
+    demo = _demo_module()
+    teacher = dict(checkpoint=str(tmp_path / 'teacher.pth'))
+    gdkd = next(m for m in demo.METHODS if m.key == 'GDKD')
+    run_dir = tmp_path / 'GDKD' / 'seed0'
+    run_dir.mkdir(parents=True)
+    (run_dir / 'iter_1.pth').write_bytes(b'')
+    (run_dir / 'last_checkpoint').write_text(str(run_dir / 'iter_1.pth'))
+    runs = [dict(method='student', seed=0), dict(method='GDKD', seed=0)]
+    config, checkpoint, options = demo.partition_source(demo.METHODS, str(tmp_path), 0, teacher, runs)
+    assert (config, checkpoint) == (gdkd.config, str(run_dir / 'iter_1.pth'))
+    assert options == {'model.teacher_checkpoint': teacher['checkpoint']}
+    # Without a GDKD run: the teacher's plain MMSeg config, which takes no teacher_checkpoint.
+    without = [m for m in demo.METHODS if m.key != 'GDKD']
+    assert demo.partition_source(without, str(tmp_path), 0, teacher, runs[:1]) == \
+        (demo.TEACHER_CONFIG, teacher['checkpoint'], {})
+
+
 def _table_rows(text):
     rows = [line for line in text.splitlines() if line.startswith('|') and not line.startswith('|---')]
     header, body = rows[0], rows[1:]
@@ -189,6 +207,9 @@ def test_quick_demo_end_to_end(tmp_path):
     summary = json.loads((work / 'results.json').read_text())
     assert len(summary['runs']) == len(demo.DEFAULT_METHODS) * len(demo.QUICK.seeds)
 
-    # A second run reuses the teacher trained with the same config and data instead of training it again.
-    again = demo.Demo(str(work), str(data), demo.QUICK, demo.METHODS).teacher(read_meta(str(data)))
-    assert again['reused'] and again['checkpoint'] == summary['teacher']['checkpoint']
+    # A second run reuses the teacher and the student runs finished with the same config and data.
+    second = demo.Demo(str(work), str(data), demo.QUICK, demo.DEFAULT_METHODS)
+    teacher = second.teacher(read_meta(str(data)))
+    assert teacher['reused'] and teacher['checkpoint'] == summary['teacher']['checkpoint']
+    second.train = None  # any training now would fail
+    assert second.students(teacher, read_meta(str(data))) == summary['runs']

@@ -191,19 +191,31 @@ class Demo:
         stage(f'2/6 teacher: val mIoU {result["mIoU"]:.2f}, trained in {fmt_duration(seconds)}')
         return dict(result, reused=False)
 
-    def students(self, teacher):
+    def students(self, teacher, data_meta):
+        """Train and evaluate every (method, seed); a run already finished with the same resolved config,
+        overrides and data (``result.json`` in its run dir) is reused, so an interrupted demo continues."""
         runs = [(method, seed) for method in self.methods for seed in self.schedule.seeds]
         results, start = [], time.time()
         options = self.schedule_options(self.schedule.student_iters)
         for i, (method, seed) in enumerate(runs, 1):
             run_dir = osp.join(self.work_dir, method.key, f'seed{seed}')
-            stage(f'3/6 train {i}/{len(runs)}: {method.label}, seed {seed} -> {run_dir}')
             run_options = dict(options, **{'randomness.seed': seed})
             if method.distilled:
                 run_options['model.teacher_checkpoint'] = teacher['checkpoint']
+            key = run_key(method.config, run_options, data_meta)
+            result_file = osp.join(run_dir, 'result.json')
+            previous = read_json(result_file)
+            if previous and previous.get('key') == key and last_checkpoint(run_dir):
+                results.append(previous['result'])
+                stage(f'4/6 {method.label}, seed {seed}: reusing {run_dir} (same config and data), '
+                      f'mIoU {previous["result"]["mIoU"]:.2f}')
+                continue
+            stage(f'3/6 train {i}/{len(runs)}: {method.label}, seed {seed} -> {run_dir}')
             checkpoint, seconds = self.train(method.config, run_dir, run_options)
             metrics = self.evaluate(method.config, checkpoint, run_dir)
             results.append(dict(method=method.key, seed=seed, mIoU=float(metrics['mIoU']), seconds=seconds))
+            with open(result_file, 'w') as f:
+                json.dump(dict(key=key, result=results[-1]), f, indent=1)
             elapsed = time.time() - start
             stage(f'4/6 evaluated {method.label}, seed {seed}: mIoU {metrics["mIoU"]:.2f} '
                   f'(trained in {fmt_duration(seconds)}; remaining runs about '
@@ -215,7 +227,7 @@ class Demo:
         os.makedirs(self.work_dir, exist_ok=True)
         data_meta = self.prepare_data()
         teacher = self.teacher(data_meta)
-        runs = self.students(teacher)
+        runs = self.students(teacher, data_meta)
         partitions = draw_partitions(self, teacher, runs)
         summary = dict(command=' '.join(['python', 'tools/demo.py'] + sys.argv[1:]), data=data_meta,
                        teacher=teacher, runs=runs, seeds=list(self.schedule.seeds), partitions=partitions,
@@ -236,12 +248,8 @@ def draw_partitions(demo, teacher, runs, num_images=4):
     """Pictures of GDKD's teacher top-k partitions (and the GDKD loss of the GDKD student, seed 0) on the
     first val scenes, with tools/visualize_partitions.py; teacher panels only when GDKD was not run."""
     out_dir = osp.join(demo.work_dir, 'partitions')
-    gdkd = next((m for m in demo.methods if m.key == 'GDKD'), None)
-    seed = demo.schedule.seeds[0]
-    if gdkd is not None and any(r['method'] == 'GDKD' and r['seed'] == seed for r in runs):
-        config, checkpoint = gdkd.config, last_checkpoint(osp.join(demo.work_dir, gdkd.key, f'seed{seed}'))
-    else:
-        config, checkpoint = TEACHER_CONFIG, teacher['checkpoint']
+    config, checkpoint, options = partition_source(demo.methods, demo.work_dir, demo.schedule.seeds[0],
+                                                   teacher, runs)
     tool = _load_tool('visualize_partitions')
     images = sorted(os.listdir(osp.join(demo.data_root, 'img_dir', 'val')))[:num_images]
     with demo._quiet():
@@ -249,9 +257,19 @@ def draw_partitions(demo, teacher, runs, num_images=4):
             tool.main([config, checkpoint, '--img', osp.join(demo.data_root, 'img_dir', 'val', name),
                        '--ann', osp.join(demo.data_root, 'ann_dir', 'val', name), '--out', out_dir,
                        '--device', 'cpu', '--panel-width', '256', '--cfg-options',
-                       f'model.teacher_checkpoint={teacher["checkpoint"]}', *as_argv(demo.data_options())])
+                       *as_argv(dict(options, **demo.data_options()))])
     stage(f'5/6 partitions: {len(images)} val scenes drawn by tools/visualize_partitions.py in {out_dir}')
     return out_dir
+
+
+def partition_source(methods, work_dir, seed, teacher, runs):
+    """``(config, checkpoint, cfg options)`` for the partition pictures: the GDKD student of ``seed`` with
+    its teacher when GDKD ran, else the teacher alone (a plain MMSeg model: no teacher_checkpoint)."""
+    gdkd = next((m for m in methods if m.key == 'GDKD'), None)
+    if gdkd is not None and any(r['method'] == 'GDKD' and r['seed'] == seed for r in runs):
+        return (gdkd.config, last_checkpoint(osp.join(work_dir, gdkd.key, f'seed{seed}')),
+                {'model.teacher_checkpoint': teacher['checkpoint']})
+    return TEACHER_CONFIG, teacher['checkpoint'], {}
 
 
 def last_checkpoint(run_dir) -> Optional[str]:
@@ -264,12 +282,23 @@ def last_checkpoint(run_dir) -> Optional[str]:
     return path if osp.isfile(path) else None
 
 
-def teacher_key(options: dict, data_meta: dict) -> str:
-    """A hash of everything the teacher depends on: its resolved config (with overrides) and the data."""
-    cfg = Config.fromfile(TEACHER_CONFIG)
+def run_key(config: str, options: dict, data_meta: dict) -> str:
+    """A hash of everything a run depends on: its resolved config (with overrides) and the data."""
+    cfg = Config.fromfile(config)
     cfg.merge_from_dict(options)
     text = cfg.pretty_text + json.dumps(data_meta, sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def teacher_key(options: dict, data_meta: dict) -> str:
+    return run_key(TEACHER_CONFIG, options, data_meta)
+
+
+def read_json(path) -> Optional[dict]:
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
 
 
 def as_argv(options: dict) -> List[str]:

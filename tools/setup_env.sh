@@ -35,6 +35,7 @@ if [ "$(cat "$VENV/.mmcv-wheel" 2>/dev/null)" != "$wheel" ]; then
 fi
 
 log "mmengine, mmsegmentation and requirements.txt"
+log "(pip may report that mmcv/mmengine require opencv-python: expected, opencv-python-headless provides cv2)"
 "${PIP[@]}" --quiet --no-deps mmengine mmsegmentation
 "${PIP[@]}" --quiet -r requirements.txt
 "${PIP[@]}" --quiet --no-deps --no-build-isolation -e .

@@ -15,6 +15,7 @@ import argparse
 import inspect
 import os
 import os.path as osp
+import sys
 
 import mmcv
 import torch
@@ -181,7 +182,7 @@ def visualize(args):
     side = describe_settings(settings) + ('' if hasattr(model, 'teacher') else '; plain model: teacher side only')
 
     written = []
-    progress = ProgressBar(len(items))
+    progress = ProgressBar(len(items), file=sys.stdout)  # follows redirect_stdout (tools/demo.py)
     for path, ann_path, rel_stem in items:
         data = image_pipeline(dict(img_path=path))
         teacher, student, _ = predict_logits(model, dict(inputs=[data['inputs']],
