@@ -1,6 +1,7 @@
 """The embedded demo: the digit-scenes data set and tools/demo.py end to end (--quick)."""
 import importlib.util
 import json
+import os
 import os.path as osp
 import re
 import subprocess
@@ -162,14 +163,56 @@ def test_partitions_come_from_the_gdkd_student_or_else_the_plain_teacher(tmp_pat
     run_dir.mkdir(parents=True)
     (run_dir / 'iter_1.pth').write_bytes(b'')
     (run_dir / 'last_checkpoint').write_text(str(run_dir / 'iter_1.pth'))
-    runs = [dict(method='student', seed=0), dict(method='GDKD', seed=0)]
-    config, checkpoint, options = demo.partition_source(demo.METHODS, str(tmp_path), 0, teacher, runs)
+    runs = [dict(method='student', seed=0, run_dir=str(tmp_path / 'student' / 'seed0')),
+            dict(method='GDKD', seed=1, run_dir=str(tmp_path / 'GDKD' / 'seed1')),
+            dict(method='GDKD', seed=0, run_dir=str(run_dir))]
+    config, checkpoint, options = demo.partition_source(demo.METHODS, 0, teacher, runs)
     assert (config, checkpoint) == (gdkd.config, str(run_dir / 'iter_1.pth'))
     assert options == {'model.teacher_checkpoint': teacher['checkpoint']}
     # Without a GDKD run: the teacher's plain MMSeg config, which takes no teacher_checkpoint.
     without = [m for m in demo.METHODS if m.key != 'GDKD']
-    assert demo.partition_source(without, str(tmp_path), 0, teacher, runs[:1]) == \
+    assert demo.partition_source(without, 0, teacher, runs[:1]) == \
         (demo.TEACHER_CONFIG, teacher['checkpoint'], {})
+
+
+def test_cfg_options_reach_the_distilled_runs_only_and_get_their_own_run_dirs(tmp_path):
+    demo = _demo_module()
+    student, gdkd = demo.METHODS[0], next(m for m in demo.METHODS if m.key == 'GDKD')
+    overrides = demo.parse_overrides(['model.distill_losses.0.loss.topk=5'])
+    assert overrides == {'model.distill_losses.0.loss.topk': '5'}
+    with pytest.raises(SystemExit, match='KEY=VALUE'):
+        demo.parse_overrides(['model.distill_losses.0.loss.topk'])
+
+    plain = demo.Demo(str(tmp_path), str(tmp_path / 'data'), demo.FULL, [student, gdkd])
+    swept = demo.Demo(str(tmp_path), str(tmp_path / 'data'), demo.FULL, [student, gdkd], overrides=overrides)
+    assert swept.run_dir(student, 0) == plain.run_dir(student, 0)  # the student alone is shared
+    assert swept.run_dir(gdkd, 0) != plain.run_dir(gdkd, 0)
+    assert osp.basename(osp.dirname(swept.run_dir(gdkd, 0))).startswith('GDKD-')
+    assert demo.run_key(gdkd.config, overrides, {}) != demo.run_key(gdkd.config, {}, {})
+
+    # The options go to tools/train.py of the distilled runs; the results name them.
+    calls = []
+
+    def fake_train(config, run_dir, options):
+        calls.append((config, options))
+        os.makedirs(run_dir, exist_ok=True)
+        open(osp.join(run_dir, 'iter_1.pth'), 'wb').close()
+        with open(osp.join(run_dir, 'last_checkpoint'), 'w') as f:
+            f.write(osp.join(run_dir, 'iter_1.pth'))
+        return osp.join(run_dir, 'iter_1.pth'), 1.0
+
+    swept.train, swept.evaluate = fake_train, lambda *args: {'mIoU': 10.0}
+    swept.schedule = swept.schedule._replace(seeds=(0,))
+    runs = swept.students(dict(checkpoint='teacher.pth'), {})
+    assert [r['run_dir'] for r in runs] == [swept.run_dir(student, 0), swept.run_dir(gdkd, 0)]
+    assert 'model.distill_losses.0.loss.topk' not in calls[0][1]
+    assert calls[1][1]['model.distill_losses.0.loss.topk'] == '5'
+    summary = dict(runs=runs, overrides=overrides, teacher=dict(iters=1, mIoU=30.0, reused=True),
+                   data=_settings(), command='python tools/demo.py', total_seconds=1.0, seeds=[0],
+                   student_iters=1, machine=dict(torch_threads=1))
+    table = demo.results_markdown(summary, [student, gdkd])
+    assert '`model.distill_losses.0.loss.topk=5`' in table
+    assert [row[0] for row in _table_rows(table)[1]] == [student.label, gdkd.label + ' + overrides']
 
 
 def _table_rows(text):

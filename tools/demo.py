@@ -1,7 +1,7 @@
 """The embedded demo: the whole distillation pipeline on digit scenes, on a laptop CPU.
 
     python tools/demo.py [--quick] [--work-dir work_dirs/demo] [--data-root data/digit_scenes]
-        [--seeds 0 1 2] [--methods student KD DKD GDKD] [--verbose]
+        [--seeds 0 1 2] [--methods KD DKD GDKD] [--cfg-options KEY=VALUE ...] [--verbose]
 
 1. writes the digit scenes (real handwritten digits from scikit-learn, see gdkd_seg/datasets/digit_scenes.py)
    unless they are already there; 2. trains the DeepLabV3 teacher, or reuses the one trained with the same
@@ -12,6 +12,8 @@
 Every run goes through the configs in configs/demo/, SegDistiller and tools/train.py, as Cityscapes does;
 ``--quick`` shortens the schedules (a smoke test of the pipeline, its numbers mean little). The console
 shows a line per stage and MMEngine's progress lines (with ETA); full logs are in each run's work dir.
+``--cfg-options`` overrides the config of every distilled method (a sweep: one setting per call, same work
+dir; runs with overrides go to ``<method>-<hash of the overrides>/seed<N>``).
 """
 import argparse
 import hashlib
@@ -122,9 +124,10 @@ class ProgressFilter(io.TextIOBase):
 
 class Demo:
 
-    def __init__(self, work_dir, data_root, schedule, methods, verbose=False):
+    def __init__(self, work_dir, data_root, schedule, methods, verbose=False, overrides=None):
         self.work_dir, self.data_root = work_dir, data_root
         self.schedule, self.methods, self.verbose = schedule, methods, verbose
+        self.overrides = dict(overrides or {})  # cfg options of every distilled method
         self.train_tool, self.test_tool = _load_tool('train'), _load_tool('test')
 
     def _quiet(self):
@@ -157,6 +160,12 @@ class Demo:
             return self.test_tool.main([config, checkpoint, '--work-dir', osp.join(run_dir, 'test'),
                                         '--cfg-options', f'experiment_name={name}',
                                         *as_argv(self.data_options())])
+
+    def run_dir(self, method, seed):
+        name = method.key
+        if method.distilled and self.overrides:
+            name += '-' + hashlib.sha1(json.dumps(self.overrides, sort_keys=True).encode()).hexdigest()[:8]
+        return osp.join(self.work_dir, name, f'seed{seed}')
 
     # -- stages ------------------------------------------------------------------------------------------
 
@@ -198,22 +207,24 @@ class Demo:
         results, start = [], time.time()
         options = self.schedule_options(self.schedule.student_iters)
         for i, (method, seed) in enumerate(runs, 1):
-            run_dir = osp.join(self.work_dir, method.key, f'seed{seed}')
+            run_dir = self.run_dir(method, seed)
             run_options = dict(options, **{'randomness.seed': seed})
             if method.distilled:
                 run_options['model.teacher_checkpoint'] = teacher['checkpoint']
+                run_options.update(self.overrides)
             key = run_key(method.config, run_options, data_meta)
             result_file = osp.join(run_dir, 'result.json')
             previous = read_json(result_file)
             if previous and previous.get('key') == key and last_checkpoint(run_dir):
-                results.append(previous['result'])
+                results.append(dict(previous['result'], run_dir=run_dir))
                 stage(f'4/6 {method.label}, seed {seed}: reusing {run_dir} (same config and data), '
                       f'mIoU {previous["result"]["mIoU"]:.2f}')
                 continue
             stage(f'3/6 train {i}/{len(runs)}: {method.label}, seed {seed} -> {run_dir}')
             checkpoint, seconds = self.train(method.config, run_dir, run_options)
             metrics = self.evaluate(method.config, checkpoint, run_dir)
-            results.append(dict(method=method.key, seed=seed, mIoU=float(metrics['mIoU']), seconds=seconds))
+            results.append(dict(method=method.key, seed=seed, mIoU=float(metrics['mIoU']), seconds=seconds,
+                                run_dir=run_dir))
             with open(result_file, 'w') as f:
                 json.dump(dict(key=key, result=results[-1]), f, indent=1)
             elapsed = time.time() - start
@@ -230,7 +241,8 @@ class Demo:
         runs = self.students(teacher, data_meta)
         partitions = draw_partitions(self, teacher, runs)
         summary = dict(command=' '.join(['python', 'tools/demo.py'] + sys.argv[1:]), data=data_meta,
-                       teacher=teacher, runs=runs, seeds=list(self.schedule.seeds), partitions=partitions,
+                       teacher=teacher, runs=runs, overrides=self.overrides, seeds=list(self.schedule.seeds),
+                       partitions=partitions,
                        student_iters=self.schedule.student_iters or
                        Config.fromfile(self.methods[0].config).train_cfg.max_iters,
                        total_seconds=time.time() - start, machine=machine())
@@ -248,8 +260,8 @@ def draw_partitions(demo, teacher, runs, num_images=4):
     """Pictures of GDKD's teacher top-k partitions (and the GDKD loss of the GDKD student, seed 0) on the
     first val scenes, with tools/visualize_partitions.py; teacher panels only when GDKD was not run."""
     out_dir = osp.join(demo.work_dir, 'partitions')
-    config, checkpoint, options = partition_source(demo.methods, demo.work_dir, demo.schedule.seeds[0],
-                                                   teacher, runs)
+    config, checkpoint, options = partition_source(demo.methods, demo.schedule.seeds[0], teacher, runs)
+    options = dict(options, **demo.overrides) if config != TEACHER_CONFIG else options
     tool = _load_tool('visualize_partitions')
     images = sorted(os.listdir(osp.join(demo.data_root, 'img_dir', 'val')))[:num_images]
     with demo._quiet():
@@ -262,13 +274,13 @@ def draw_partitions(demo, teacher, runs, num_images=4):
     return out_dir
 
 
-def partition_source(methods, work_dir, seed, teacher, runs):
+def partition_source(methods, seed, teacher, runs):
     """``(config, checkpoint, cfg options)`` for the partition pictures: the GDKD student of ``seed`` with
     its teacher when GDKD ran, else the teacher alone (a plain MMSeg model: no teacher_checkpoint)."""
     gdkd = next((m for m in methods if m.key == 'GDKD'), None)
-    if gdkd is not None and any(r['method'] == 'GDKD' and r['seed'] == seed for r in runs):
-        return (gdkd.config, last_checkpoint(osp.join(work_dir, gdkd.key, f'seed{seed}')),
-                {'model.teacher_checkpoint': teacher['checkpoint']})
+    run = next((r for r in runs if r['method'] == 'GDKD' and r['seed'] == seed), None)
+    if gdkd is not None and run is not None:
+        return gdkd.config, last_checkpoint(run['run_dir']), {'model.teacher_checkpoint': teacher['checkpoint']}
     return TEACHER_CONFIG, teacher['checkpoint'], {}
 
 
@@ -320,7 +332,7 @@ def results_markdown(summary, methods) -> str:
     for run in summary['runs']:
         by_method.setdefault(run['method'], []).append(run)
     base = [r['mIoU'] for r in by_method[methods[0].key]]
-    teacher, data = summary['teacher'], summary['data']
+    teacher, data, overrides = summary['teacher'], summary['data'], summary.get('overrides')
     lines = [
         '# Embedded demo: distillation on digit scenes',
         '',
@@ -332,6 +344,8 @@ def results_markdown(summary, methods) -> str:
         f'Every student: {summary["student_iters"]} iterations, batch 16, same lr, seeds '
         f'{", ".join(str(s) for s in summary["seeds"])}. mIoU on the val scenes (MMSeg IoUMetric, 11 classes).',
         '',
+        *([f'Overrides of every distilled method: {", ".join(f"`{k}={v}`" for k, v in overrides.items())}.', '']
+          if overrides else []),
         f'Teacher ({_stem(TEACHER_CONFIG)}, {teacher["iters"]} iterations): mIoU {teacher["mIoU"]:.2f}'
         + (' (reused)' if teacher.get('reused') else f', trained in {fmt_duration(teacher["seconds"])}') + '.',
         '',
@@ -347,9 +361,21 @@ def results_markdown(summary, methods) -> str:
         std = statistics.stdev(values) if len(values) > 1 else 0.0
         gain = '—' if method.key == methods[0].key else f'{mean - statistics.fmean(base):+.2f}'
         seconds = statistics.fmean(r['seconds'] for r in runs)
-        lines.append(f'| {method.label} | {mean:.2f} ± {std:.2f} | {" / ".join(f"{v:.2f}" for v in values)} '
+        label = method.label + (' + overrides' if overrides and method.distilled else '')
+        lines.append(f'| {label} | {mean:.2f} ± {std:.2f} | {" / ".join(f"{v:.2f}" for v in values)} '
                      f'| {gain} | {fmt_duration(seconds)} |')
     return '\n'.join(lines) + '\n'
+
+
+def parse_overrides(items) -> Dict[str, str]:
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition('=')
+        if not sep or not key:
+            raise SystemExit(f'demo.py: --cfg-options takes KEY=VALUE items, got {item!r} '
+                             '(e.g. model.distill_losses.0.loss.loss_weight=5)')
+        overrides[key] = value
+    return overrides
 
 
 def parse_args(argv=None):
@@ -363,6 +389,9 @@ def parse_args(argv=None):
     parser.add_argument('--methods', nargs='+', choices=[m.key for m in METHODS],
                         help='the methods to run (the student alone always runs); default: '
                         + ' '.join(m.key for m in DEFAULT_METHODS[1:]))
+    parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
+                        help='overrides of every distilled method\'s config, in tools/train.py\'s syntax, e.g. '
+                        'model.distill_losses.0.loss.topk=5 (the student alone keeps its config)')
     parser.add_argument('--data-only', action='store_true', help='write the digit scenes and stop')
     parser.add_argument('--verbose', action='store_true', help='show the full MMEngine logs')
     return parser.parse_args(argv)
@@ -379,7 +408,7 @@ def main(argv=None):
         schedule = schedule._replace(seeds=tuple(args.seeds))
     methods = [m for m in METHODS
                if m is METHODS[0] or (m.key in args.methods if args.methods else m.default)]
-    demo = Demo(args.work_dir, args.data_root, schedule, methods, args.verbose)
+    demo = Demo(args.work_dir, args.data_root, schedule, methods, args.verbose, parse_overrides(args.cfg_options))
     if args.data_only:
         demo.prepare_data()
         return None

@@ -1,5 +1,5 @@
 # TopKD (TSM + Top-K Decoupled Loss + pixel contrastive term); DeepLabV3-R101-D8 teacher -> DeepLabV3-R18-D8
-# student, same schedule and head weights as GDKD. k and the TSM schedule are PROVISIONAL (see TopKDLoss).
+# student, same schedule and head weights as GDKD. The TSM schedule is our reading of the paper (see TopKScaling).
 _base_ = '../gdkd_deeplabv3_r101_r18_cityscapes.py'
 
 loss = dict(type='TopKDLoss', topk=5, alpha=1.0, beta=1.0, contrast_weight=0.1, tau=0.1, contrast_pixels=1024,
