@@ -208,6 +208,7 @@ class Demo:
         options = self.schedule_options(self.schedule.student_iters)
         for i, (method, seed) in enumerate(runs, 1):
             run_dir = self.run_dir(method, seed)
+            label = method_label(method, self.overrides)
             run_options = dict(options, **{'randomness.seed': seed})
             if method.distilled:
                 run_options['model.teacher_checkpoint'] = teacher['checkpoint']
@@ -217,10 +218,10 @@ class Demo:
             previous = read_json(result_file)
             if previous and previous.get('key') == key and last_checkpoint(run_dir):
                 results.append(dict(previous['result'], run_dir=run_dir))
-                stage(f'4/6 {method.label}, seed {seed}: reusing {run_dir} (same config and data), '
+                stage(f'4/6 {label}, seed {seed}: reusing {run_dir} (same config and data), '
                       f'mIoU {previous["result"]["mIoU"]:.2f}')
                 continue
-            stage(f'3/6 train {i}/{len(runs)}: {method.label}, seed {seed} -> {run_dir}')
+            stage(f'3/6 train {i}/{len(runs)}: {label}, seed {seed} -> {run_dir}')
             checkpoint, seconds = self.train(method.config, run_dir, run_options)
             metrics = self.evaluate(method.config, checkpoint, run_dir)
             results.append(dict(method=method.key, seed=seed, mIoU=float(metrics['mIoU']), seconds=seconds,
@@ -228,7 +229,7 @@ class Demo:
             with open(result_file, 'w') as f:
                 json.dump(dict(key=key, result=results[-1]), f, indent=1)
             elapsed = time.time() - start
-            stage(f'4/6 evaluated {method.label}, seed {seed}: mIoU {metrics["mIoU"]:.2f} '
+            stage(f'4/6 evaluated {label}, seed {seed}: mIoU {metrics["mIoU"]:.2f} '
                   f'(trained in {fmt_duration(seconds)}; remaining runs about '
                   f'{fmt_duration(elapsed / i * (len(runs) - i))})')
         return results
@@ -326,6 +327,10 @@ def machine():
                 cpu_count=os.cpu_count(), torch=torch.__version__)
 
 
+def method_label(method, overrides) -> str:
+    return method.label + (' + overrides' if overrides and method.distilled else '')
+
+
 def results_markdown(summary, methods) -> str:
     """The results table: mIoU mean ± sample std over seeds, per-seed values, gain over the baseline."""
     by_method: Dict[str, list] = {}
@@ -361,7 +366,7 @@ def results_markdown(summary, methods) -> str:
         std = statistics.stdev(values) if len(values) > 1 else 0.0
         gain = '—' if method.key == methods[0].key else f'{mean - statistics.fmean(base):+.2f}'
         seconds = statistics.fmean(r['seconds'] for r in runs)
-        label = method.label + (' + overrides' if overrides and method.distilled else '')
+        label = method_label(method, overrides)
         lines.append(f'| {label} | {mean:.2f} ± {std:.2f} | {" / ".join(f"{v:.2f}" for v in values)} '
                      f'| {gain} | {fmt_duration(seconds)} |')
     return '\n'.join(lines) + '\n'

@@ -1,4 +1,5 @@
 # DKD with the GDKD authors' segmentation setting (alpha=1, beta=2, T=1): DeepLabV3 -> FCN on digit scenes.
+# beta=8 does much better on this task (32.68 mIoU against 14.90; README, "Sensitivity to the loss settings").
 _base_ = './_base_/distill.py'
 
 model = dict(distill_losses=[
