@@ -2,15 +2,17 @@
 import os
 import os.path as osp
 import signal
+from typing import Optional
 
 import torch
 import torch.distributed as dist
 
 from mmengine.config import Config
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from mmseg.registry import RUNNERS
+from mmseg.registry import DATASETS, RUNNERS
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -77,9 +79,38 @@ def prepare_cpu_distributed(cfg):
     cfg.model_wrapper_cfg = wrapper
 
 
+def _dataset_classes(dataset) -> Optional[tuple]:
+    classes = (dataset.get('metainfo') or {}).get('classes')
+    if classes is None and isinstance(dataset.get('type'), str):
+        dataset_cls = DATASETS.get(dataset['type'])
+        classes = getattr(dataset_cls, 'METAINFO', {}).get('classes')
+    return None if classes is None else tuple(classes)
+
+
+def check_model_fits_data(cfg, model, dataloaders=('train_dataloader', 'val_dataloader', 'test_dataloader')):
+    """A segmentor (a distiller's student) must predict as many classes as its datasets define."""
+    model = model.module if is_model_wrapper(model) else model
+    segmentor = getattr(model, 'student', model)
+    num_classes = getattr(getattr(segmentor, 'decode_head', None), 'num_classes', None)
+    if num_classes is None:
+        return
+    for key in dataloaders:
+        loader = cfg.get(key)
+        for dataset in _datasets(loader['dataset']) if loader else []:
+            classes = _dataset_classes(dataset)
+            if classes is not None and len(classes) != num_classes:
+                raise ValueError(
+                    f'{key}: {dataset.get("type")} has {len(classes)} classes but the model predicts '
+                    f'{num_classes} (decode_head.num_classes). Set num_classes={len(classes)} in the model '
+                    '(for a distiller: the student, the teacher and their auxiliary heads), or use the '
+                    'dataset the config was written for.')
+
+
 def build_runner(cfg):
     prepare_cpu_distributed(cfg)
-    return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    check_model_fits_data(cfg, runner.model)
+    return runner
 
 
 def save_emergency_checkpoint(runner):

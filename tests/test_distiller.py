@@ -117,6 +117,13 @@ def test_class_count_mismatch_names_the_shapes(tmp_path):
         model.init_weights()
 
 
+def test_student_and_teacher_class_counts_must_match(teacher_ckpt):
+    cfg = distiller_cfg(teacher_ckpt)
+    cfg['student'] = tiny_segmentor(5, width=8, aux=True)
+    with pytest.raises(ValueError, match=r'student predicts 5 classes and the teacher 3(.|\n)*num_classes'):
+        MODELS.build(cfg)
+
+
 def test_unknown_module_name_lists_candidates(teacher_ckpt):
     cfg = distiller_cfg(teacher_ckpt, losses=[dict(name='x', student='decode_head.conv_segg',
                                                    teacher='decode_head.conv_seg', loss=GDKD)])
@@ -135,3 +142,13 @@ def test_runner_never_optimizes_or_saves_the_teacher(tmp_path, teacher_ckpt):
     assert runner.model.distill_scale == pytest.approx(0.5)  # 2 of 4 warm-up iterations
     ckpt = torch.load(tmp_path / 'work' / 'iter_2.pth', weights_only=False)
     assert ckpt['state_dict'] and not any(k.startswith('teacher') for k in ckpt['state_dict'])
+
+
+def test_model_and_dataset_class_counts_must_match(tmp_path):
+    from gdkd_seg.apis import build_runner
+
+    root = write_seg_folder(str(tmp_path / 'data'))  # 3 classes
+    with pytest.raises(ValueError, match=r'train_dataloader: BaseSegDataset has 3 classes but the model predicts 5'
+                                         r'(.|\n)*num_classes=3'):
+        build_runner(runner_cfg(tmp_path / 'w', root, tiny_segmentor(5)))
+    assert build_runner(runner_cfg(tmp_path / 'w3', root, tiny_segmentor(3))).model is not None

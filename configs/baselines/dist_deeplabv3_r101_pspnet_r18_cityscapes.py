@@ -1,10 +1,4 @@
-# Baseline: DIST, beta=gamma=tau=1; DeepLabV3-R101-D8 teacher -> PSPNet-R18-D8 student, same schedule as GDKD.
-_base_ = '../gdkd_deeplabv3_r101_pspnet_r18_cityscapes.py'
+# DIST baseline with the PSPNet-R18-D8 student: the DeepLabV3-R18 student's config, student swapped.
+_base_ = './dist_deeplabv3_r101_r18_cityscapes.py'
 
-loss = dict(type='DISTLoss', beta=1.0, gamma=1.0, tau=1.0)
-model = dict(distill_losses=[
-    dict(name='decode', student='decode_head.conv_seg', teacher='decode_head.conv_seg',
-         loss=dict(loss, loss_weight=1.0)),
-    dict(name='aux', student='auxiliary_head.conv_seg', teacher='auxiliary_head.conv_seg',
-         loss=dict(loss, loss_weight=0.4)),
-])
+model = dict(student='mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py')

@@ -8,7 +8,19 @@ from mmseg.registry import MODELS
 from .distiller_base import BaseDistiller, resolve_model_cfg
 from .teacher import FrozenTeacher
 
-__all__ = ['SegDistiller', 'resolve_model_cfg']
+__all__ = ['SegDistiller', 'resolve_model_cfg', 'check_same_classes']
+
+
+def check_same_classes(student, teacher) -> None:
+    """Student and teacher segmentors must predict the same classes (their logits are compared)."""
+    counts = {name: getattr(getattr(model, 'decode_head', None), 'num_classes', None)
+              for name, model in (('student', student), ('teacher', teacher))}
+    if None not in counts.values() and counts['student'] != counts['teacher']:
+        raise ValueError(
+            f"The student predicts {counts['student']} classes and the teacher {counts['teacher']}: "
+            'distillation compares their logits class by class. Set the same num_classes in both '
+            '(model.student.decode_head.num_classes / model.teacher.decode_head.num_classes, and the '
+            'auxiliary heads), matching the dataset, and use a teacher checkpoint trained on that dataset.')
 
 
 @MODELS.register_module()
@@ -41,6 +53,7 @@ class SegDistiller(BaseDistiller):
             teacher=FrozenTeacher(MODELS.build(resolve_model_cfg(teacher)), teacher_checkpoint,
                                   fp16=teacher_fp16, channels_last=teacher_channels_last),
             distill_losses=distill_losses, val_teacher=val_teacher, init_cfg=init_cfg)
+        check_same_classes(self.student, self.teacher.model)
 
     def gt_labels(self, data_samples) -> Tensor:
         """``(N, H, W)`` segmentation labels."""
