@@ -14,7 +14,7 @@ from PIL import Image
 
 import gdkd_seg  # noqa: F401
 from gdkd_seg.losses import GDKDLoss
-from gdkd_seg.visualization import draw_partitions, figure_layout, gdkd_settings, partition_maps
+from gdkd_seg.visualization import draw_partitions, figure_layout, gdkd_settings, partition_figure, partition_maps
 from gdkd_seg.visualization.partitions import DIFFERS_RGB
 from toy import runner_cfg, tiny_segmentor, write_seg_folder
 
@@ -149,6 +149,25 @@ def test_png_is_written_with_the_layout_size(tmp_path):
 
     teacher_only = draw_partitions(image, partition_maps(TEACHER, 2), 2, panel_width=300)
     assert teacher_only.shape[:2][::-1] == figure_layout(4, 1.0, 300)[2:]
+
+
+@pytest.mark.parametrize('panel_width', [200, 256, 480])
+def test_panel_titles_stay_inside_the_figure_and_apart(panel_width):
+    torch.manual_seed(0)
+    maps = partition_maps(TEACHER, gt=GT, student_logits=torch.randn(4, 2, 2), **SETTINGS)
+    fig = partition_figure(np.zeros((2, 2, 3), np.uint8), maps, 2, title='crafted', panel_width=panel_width)
+    renderer = fig.canvas.get_renderer()
+    fig.canvas.draw()
+    rows = {}
+    for ax in fig.axes:
+        if ax.get_title():
+            box = ax.title.get_window_extent(renderer)
+            assert 0 <= box.x0 and box.x1 <= fig.bbox.width, (ax.get_title(), box)
+            rows.setdefault(round(ax.get_position().y1, 2), []).append(box)
+    assert sum(map(len, rows.values())) == 11
+    for boxes in rows.values():
+        boxes.sort(key=lambda b: b.x0)
+        assert all(left.x1 < right.x0 for left, right in zip(boxes, boxes[1:]))
 
 
 # ----------------------------------------------------------------------------

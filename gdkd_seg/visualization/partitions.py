@@ -11,6 +11,7 @@ or a plain MMSeg segmentor; the tool ``tools/visualize_partitions.py`` and
 :class:`~gdkd_seg.visualization.PartitionVisualizationHook` share all three.
 """
 import math
+import re
 import textwrap
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -189,11 +190,14 @@ def _class_meta(num_classes: int, classes, palette) -> Tuple[List[str], np.ndarr
 
 
 def _wrap_title(text: str, panel_width: int) -> str:
-    """Wrap a panel title to its panel (about 6.5 px per character at font size 9); lines with
-    mathtext stay whole."""
-    width = max(12, int(panel_width / 6.5))
-    return '\n'.join(line if '$' in line else '\n'.join(textwrap.wrap(line, width) or [''])
-                     for line in text.split('\n'))
+    """Wrap a panel title to the width of its map, about 70% of the panel (a colour bar stands beside
+    it), at about 7 px per character at font size 9. Mathtext (``$...$``) is never split."""
+    width = max(12, int(panel_width * 0.7 / 7))
+    keep = '\x00'  # stands for the spaces inside mathtext while wrapping
+    text = re.sub(r'\$[^$]*\$', lambda math: math.group().replace(' ', keep), text)
+    lines = [wrapped for line in text.split('\n')
+             for wrapped in textwrap.wrap(line, width, break_on_hyphens=False) or ['']]
+    return '\n'.join(lines).replace(keep, ' ')
 
 
 def figure_layout(num_panels: int, aspect: float, panel_width: int = 480,
@@ -208,7 +212,16 @@ def figure_layout(num_panels: int, aspect: float, panel_width: int = 480,
 
 def draw_partitions(image: np.ndarray, maps: Dict[str, Tensor], topk: int, classes: Sequence[str] = None,
                     palette=None, title: str = '', panel_width: int = 480, dpi: int = 100) -> np.ndarray:
-    """Draw the maps of one image (``partition_maps`` output, ``(H, W)`` each) into an RGB uint8 array.
+    """Draw the maps of one image (``partition_maps`` output, ``(H, W)`` each) into an RGB uint8 array
+    (the picture of :func:`partition_figure`)."""
+    fig = partition_figure(image, maps, topk, classes, palette, title, panel_width, dpi)
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def partition_figure(image: np.ndarray, maps: Dict[str, Tensor], topk: int, classes: Sequence[str] = None,
+                     palette=None, title: str = '', panel_width: int = 480, dpi: int = 100):
+    """The matplotlib ``Figure`` (on an Agg canvas) of the maps of one image.
 
     Panels: the image, the ground truth, the teacher's top-1 class (both in the dataset ``palette``,
     colour bars naming the classes present), b_A, the teacher entropy, GT outside the teacher's top-k, GT
@@ -263,7 +276,7 @@ def draw_partitions(image: np.ndarray, maps: Dict[str, Tensor], topk: int, class
 
     rows, cols, width_px, height_px = figure_layout(len(panels), height / width, panel_width)
     fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi, layout='constrained')
-    canvas = FigureCanvasAgg(fig)
+    FigureCanvasAgg(fig)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, (panel_title, draw) in zip(axes, panels):
         draw(ax)
@@ -274,8 +287,7 @@ def draw_partitions(image: np.ndarray, maps: Dict[str, Tensor], topk: int, class
         ax.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=10)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    return fig
 
 
 def _percent(flags: np.ndarray, valid: np.ndarray) -> str:
