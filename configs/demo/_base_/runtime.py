@@ -1,5 +1,5 @@
-# Runtime and schedule of the demo runs (2 CPU cores): SGD + poly decay as in the Cityscapes protocol,
-# with a short schedule. tools/demo.py --quick shortens it with --cfg-options (see schedule_options there).
+# Runtime and schedule of the demo runs (2 CPU cores): poly decay as in the Cityscapes protocol, with a short
+# schedule. tools/demo.py --quick shortens it with --cfg-options (see schedule_options there).
 custom_imports = dict(imports=['gdkd_seg'], allow_failed_imports=False)
 default_scope = 'mmseg'
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
@@ -11,9 +11,12 @@ log_level = 'INFO'
 load_from = None
 resume = False
 
+# From scratch and 600 iterations: AdamW. SGD at lr 0.05 (the Cityscapes recipe's optimizer) left the student
+# alone predicting background everywhere (9 mIoU). lr 0.03 is the best of 0.01/0.02/0.03/0.05 for the
+# student alone (README, "The embedded demo"); every student uses it.
 max_iters = 600
 optim_wrapper = dict(type='OptimWrapper', clip_grad=None,
-                     optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4))
+                     optimizer=dict(type='AdamW', lr=0.03, weight_decay=1e-4))
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
