@@ -14,6 +14,8 @@ from mmengine.runner import Runner
 
 from mmseg.registry import DATASETS, RUNNERS
 
+from .models.seg_distiller import decode_head_classes
+
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataloader points at a data root that is not there."""
@@ -40,22 +42,29 @@ def _datasets(dataset):
     return [dataset]
 
 
-def check_data_roots(cfg, dataloaders=('train_dataloader', 'val_dataloader', 'test_dataloader')):
-    """Fail before any model is built when a dataloader's image or annotation folder is missing."""
+DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def _dataloader_datasets(cfg, dataloaders=DATALOADERS):
+    """``(dataloader key, leaf dataset config)`` for every dataset the config's dataloaders read."""
     for key in dataloaders:
         loader = cfg.get(key)
-        if not loader:
-            continue
-        for dataset in _datasets(loader['dataset']):
-            root = dataset.get('data_root') or ''
-            prefix = dataset.get('data_prefix') or {}
-            for folder in [prefix.get('img_path', ''), prefix.get('seg_map_path', '')]:
-                path = osp.join(root, folder) if folder else root
-                if path and not osp.isdir(path):
-                    raise DatasetNotFoundError(
-                        f'{key}: the {dataset.get("type", "dataset")} folder {path!r} does not exist. '
-                        f'Put the data there (see the README: "Datasets"), or point the config at it with '
-                        f'--cfg-options {key}.dataset.data_root=/path/to/data')
+        for dataset in _datasets(loader['dataset']) if loader else []:
+            yield key, dataset
+
+
+def check_data_roots(cfg, dataloaders=DATALOADERS):
+    """Fail before any model is built when a dataloader's image or annotation folder is missing."""
+    for key, dataset in _dataloader_datasets(cfg, dataloaders):
+        root = dataset.get('data_root') or ''
+        prefix = dataset.get('data_prefix') or {}
+        for folder in [prefix.get('img_path', ''), prefix.get('seg_map_path', '')]:
+            path = osp.join(root, folder) if folder else root
+            if path and not osp.isdir(path):
+                raise DatasetNotFoundError(
+                    f'{key}: the {dataset.get("type", "dataset")} folder {path!r} does not exist. '
+                    f'Put the data there (see the README: "Datasets"), or point the config at it with '
+                    f'--cfg-options {key}.dataset.data_root=/path/to/data')
 
 
 def prepare_cpu_distributed(cfg):
@@ -87,23 +96,20 @@ def _dataset_classes(dataset) -> Optional[tuple]:
     return None if classes is None else tuple(classes)
 
 
-def check_model_fits_data(cfg, model, dataloaders=('train_dataloader', 'val_dataloader', 'test_dataloader')):
+def check_model_fits_data(cfg, model, dataloaders=DATALOADERS):
     """A segmentor (a distiller's student) must predict as many classes as its datasets define."""
     model = model.module if is_model_wrapper(model) else model
-    segmentor = getattr(model, 'student', model)
-    num_classes = getattr(getattr(segmentor, 'decode_head', None), 'num_classes', None)
+    num_classes = decode_head_classes(getattr(model, 'student', model))
     if num_classes is None:
         return
-    for key in dataloaders:
-        loader = cfg.get(key)
-        for dataset in _datasets(loader['dataset']) if loader else []:
-            classes = _dataset_classes(dataset)
-            if classes is not None and len(classes) != num_classes:
-                raise ValueError(
-                    f'{key}: {dataset.get("type")} has {len(classes)} classes but the model predicts '
-                    f'{num_classes} (decode_head.num_classes). Set num_classes={len(classes)} in the model '
-                    '(for a distiller: the student, the teacher and their auxiliary heads), or use the '
-                    'dataset the config was written for.')
+    for key, dataset in _dataloader_datasets(cfg, dataloaders):
+        classes = _dataset_classes(dataset)
+        if classes is not None and len(classes) != num_classes:
+            raise ValueError(
+                f'{key}: {dataset.get("type")} has {len(classes)} classes but the model predicts '
+                f'{num_classes} (decode_head.num_classes). Set num_classes={len(classes)} in the model '
+                '(for a distiller: the student, the teacher and their auxiliary heads), or use the '
+                'dataset the config was written for.')
 
 
 def build_runner(cfg):

@@ -8,13 +8,17 @@ from mmseg.registry import MODELS
 from .distiller_base import BaseDistiller, resolve_model_cfg
 from .teacher import FrozenTeacher
 
-__all__ = ['SegDistiller', 'resolve_model_cfg', 'check_same_classes']
+__all__ = ['SegDistiller', 'resolve_model_cfg', 'check_same_classes', 'decode_head_classes']
+
+
+def decode_head_classes(segmentor) -> Optional[int]:
+    """``num_classes`` of a segmentor's decode head (None for a model without one)."""
+    return getattr(getattr(segmentor, 'decode_head', None), 'num_classes', None)
 
 
 def check_same_classes(student, teacher) -> None:
     """Student and teacher segmentors must predict the same classes (their logits are compared)."""
-    counts = {name: getattr(getattr(model, 'decode_head', None), 'num_classes', None)
-              for name, model in (('student', student), ('teacher', teacher))}
+    counts = dict(student=decode_head_classes(student), teacher=decode_head_classes(teacher))
     if None not in counts.values() and counts['student'] != counts['teacher']:
         raise ValueError(
             f"The student predicts {counts['student']} classes and the teacher {counts['teacher']}: "

@@ -4,6 +4,6 @@ from .partitions import (default_palette, describe_settings, draw_partitions, fi
                          partition_figure, partition_maps, predict_logits)
 
 __all__ = [
-    'PartitionVisualizationHook', 'partition_maps', 'draw_partitions', 'partition_figure', 'figure_layout', 'gdkd_settings',
-    'describe_settings', 'predict_logits', 'default_palette'
+    'PartitionVisualizationHook', 'partition_maps', 'draw_partitions', 'partition_figure', 'figure_layout',
+    'gdkd_settings', 'describe_settings', 'predict_logits', 'default_palette'
 ]
