@@ -10,6 +10,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 from mmengine.config import Config
 from mmseg.registry import DATASETS
 
@@ -256,3 +257,24 @@ def test_quick_demo_end_to_end(tmp_path):
     assert teacher['reused'] and teacher['checkpoint'] == summary['teacher']['checkpoint']
     second.train = None  # any training now would fail
     assert second.students(teacher, read_meta(str(data))) == summary['runs']
+
+
+def test_resolution_ceiling_is_exact_for_uniform_labels_and_lower_for_finer_ones(tmp_path):
+    rng = np.random.default_rng(0)
+    folders = {name: tmp_path / name for name in ('uniform', 'blocky', 'noisy')}
+    for folder in folders.values():
+        folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((32, 32), i, np.uint8)).save(folders['uniform'] / f'{i}.png')
+        cells = rng.integers(0, 11, size=(4, 4), dtype=np.uint8)  # one class per 8x8 cell
+        Image.fromarray(np.kron(cells, np.ones((8, 8), np.uint8))).save(folders['blocky'] / f'{i}.png')
+        Image.fromarray(rng.integers(0, 11, size=(32, 32), dtype=np.uint8)).save(folders['noisy'] / f'{i}.png')
+
+    def ceiling(folder):
+        out = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'resolution_ceiling.py'), str(folder)],
+                             capture_output=True, text=True, check=True).stdout
+        return float(out.rsplit(' ', 1)[1])
+
+    assert ceiling(folders['uniform']) == 100.0
+    assert 90.0 < ceiling(folders['blocky']) < 100.0  # corners of differing cells blur
+    assert ceiling(folders['noisy']) < 30.0
