@@ -9,9 +9,7 @@ model = dict(
     student='mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py',
     teacher={{_base_.deeplabv3_r101_teacher}},
     teacher_checkpoint={{_base_.deeplabv3_r101_checkpoint}},
-    distill_losses=[
-        dict(name='decode', student='decode_head.conv_seg', teacher='decode_head.conv_seg',
-             loss=dict(gdkd, loss_weight=1.0)),
-        dict(name='aux', student='auxiliary_head.conv_seg', teacher='auxiliary_head.conv_seg',
-             loss=dict(gdkd, loss_weight=0.4)),
-    ])
+    distill_losses=dict(
+        decode=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg', loss=dict(gdkd, loss_weight=1.0)),
+        aux=dict(student='auxiliary_head.conv_seg', teacher='auxiliary_head.conv_seg',
+                 loss=dict(gdkd, loss_weight=0.4))))

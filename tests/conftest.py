@@ -22,3 +22,11 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(num_threads)
+
+
+@pytest.fixture(autouse=True)
+def mmseg_default_scope():
+    """Every test starts in MMSeg's scope: a Runner of a classification config leaves mmpretrain's behind."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        yield

@@ -12,8 +12,10 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 
+from gdkd_seg import runner
+from gdkd_seg.export import export_student
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
 GDKD_CONFIG = osp.join(ROOT, 'configs', 'gdkd_deeplabv3_r101_r18_cityscapes.py')
 
 
@@ -65,9 +67,6 @@ def test_gdkd_cityscapes_train_resume_test_export(tmp_path):
     from mmseg.apis import inference_model, init_model
     from mmseg.registry import MODELS
 
-    import export_student
-    import test as test_tool
-    import train as train_tool
     from gdkd_seg.models import resolve_model_cfg
 
     data_root = write_cityscapes_tree(str(tmp_path / 'cityscapes'))
@@ -79,25 +78,25 @@ def test_gdkd_cityscapes_train_resume_test_export(tmp_path):
 
     work = str(tmp_path / 'work')
     cfg2 = small_config(GDKD_CONFIG, data_root, teacher_ckpt, str(tmp_path / 'gdkd2.py'), max_iters=2)
-    train_tool.main([cfg2, '--work-dir', work])
+    runner.train(cfg2, work_dir=work)
     assert osp.isfile(osp.join(work, 'iter_2.pth'))
     scalars = [json.loads(line) for line in open(
         next(iter(__import__('glob').glob(osp.join(work, '*', 'vis_data', 'scalars.json')))))]
     assert any('mIoU' in s for s in scalars), 'validation did not log mIoU'
     train_logged = [s for s in scalars if 'distill.decode.gdkd_other' in s]
     assert train_logged and all(np.isfinite(s['distill.decode.loss_gdkd']) for s in train_logged)
+    assert __import__('glob').glob(osp.join(work, '*', 'vis_data', 'events.out.tfevents.*'))  # TensorBoard too
 
     cfg4 = small_config(GDKD_CONFIG, data_root, teacher_ckpt, str(tmp_path / 'gdkd4.py'), max_iters=4)
-    train_tool.main([cfg4, '--work-dir', work, '--resume'])
+    runner.train(cfg4, work_dir=work, resume=True)
     ckpt = torch.load(osp.join(work, 'iter_4.pth'), weights_only=False)
     assert ckpt['meta']['iter'] == 4
     assert not any(k.startswith('teacher') for k in ckpt['state_dict'])
 
-    metrics = test_tool.main([cfg4, osp.join(work, 'iter_4.pth'), '--work-dir', str(tmp_path / 'test')])
+    metrics = runner.test(cfg4, osp.join(work, 'iter_4.pth'), work_dir=str(tmp_path / 'test'))
     assert 0.0 <= metrics['mIoU'] <= 100.0
 
-    exported, student_cfg = export_student.export_student(cfg4, osp.join(work, 'iter_4.pth'),
-                                                          str(tmp_path / 'student.pth'))
+    exported, student_cfg = export_student(cfg4, osp.join(work, 'iter_4.pth'), str(tmp_path / 'student.pth'))
     plain = init_model(student_cfg, exported, device='cpu')
     distiller = MODELS.build(Config.fromfile(cfg4).model)
     distiller.load_state_dict(ckpt['state_dict'])
@@ -110,16 +109,14 @@ def test_gdkd_cityscapes_train_resume_test_export(tmp_path):
 
 
 def test_missing_cityscapes_root_fails_before_building_models(tmp_path):
-    import train as train_tool
-
-    from gdkd_seg.apis import DatasetNotFoundError
+    from gdkd_seg.checks import DatasetNotFoundError
     missing = str(tmp_path / 'nowhere')
     with pytest.raises(DatasetNotFoundError, match=r'nowhere/leftImg8bit/train.*README'):
-        train_tool.main([GDKD_CONFIG, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
-                         f'train_dataloader.dataset.data_root={missing}'])
+        runner.train(GDKD_CONFIG, {'train_dataloader.dataset.data_root': missing}, work_dir=str(tmp_path / 'w'))
 
 
 def test_every_config_builds():
+    from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
 
     import gdkd_seg  # noqa: F401
@@ -128,8 +125,11 @@ def test_every_config_builds():
     assert len(configs) >= 12
     for path in configs:
         cfg = Config.fromfile(path)
-        model = MODELS.build(cfg.model)
+        with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmseg')):
+            model = MODELS.build(cfg.model)
         assert model is not None, path
+        declarations = cfg.model.get('distill_losses')
+        assert declarations is None or isinstance(declarations, dict), path
         for key in ('train_dataloader', 'val_dataloader', 'optim_wrapper', 'train_cfg'):
             assert key in cfg, f'{path} lacks {key}'
 
@@ -145,8 +145,8 @@ def test_torchrun_two_cpu_processes_train_the_distiller(tmp_path):
     torch.save({'state_dict': teacher.state_dict()}, tmp_path / 'teacher.pth')
     model = dict(type='SegDistiller', student=tiny_segmentor(3, width=8, aux=True),
                  teacher=tiny_segmentor(3, width=16, aux=True), teacher_checkpoint=str(tmp_path / 'teacher.pth'),
-                 distill_losses=[dict(name='decode', student='decode_head.conv_seg',
-                                      teacher='decode_head.conv_seg', loss=dict(type='GDKDLoss', topk=1))])
+                 distill_losses=dict(decode=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg',
+                                                 loss=dict(type='GDKDLoss', topk=1))))
     cfg = runner_cfg(tmp_path / 'work', root, model, max_iters=2, val=False)
     cfg.custom_imports = dict(imports=['gdkd_seg'])
     cfg.log_level = 'INFO'

@@ -1,25 +1,27 @@
-"""Classification distillation for backbone pretraining: ClsDistiller on (N, C) logits, datasets, accuracy,
-the digits task end to end through tools/train.py, and backbone export into a segmentation student."""
+"""Classification distillation for backbone pretraining on mmpretrain: ClsDistiller on (N, C) logits, the digits
+data set, the digits task end to end through the runner, and backbone export into a segmentation student."""
 import glob
 import json
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.structures import BaseDataElement
+from mmpretrain.registry import DATASETS
+from mmpretrain.structures import DataSample
 from PIL import Image
 
-from mmseg.registry import DATASETS, METRICS, MODELS
+from mmseg.registry import MODELS
 
 import gdkd_seg  # noqa: F401
-from gdkd_seg.apis import DatasetNotFoundError
+from gdkd_seg import runner
+from gdkd_seg.checks import DatasetNotFoundError
+from gdkd_seg.export import check_backbone_fits, export_backbone, segmentation_backbone
 from gdkd_seg.models import resolve_model_cfg
+from gdkd_seg.models.cls_distiller import build_classifier
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
 CLS = osp.join(ROOT, 'configs', 'classification')
 DIGITS_TEACHER = osp.join(CLS, 'resnet18w32_v1c_digits.py')
 DIGITS_STUDENT = osp.join(CLS, 'resnet18w16_v1c_digits.py')
@@ -32,12 +34,7 @@ def _model_cfg(path):
 
 
 def _samples(labels):
-    samples = []
-    for label in labels:
-        sample = BaseDataElement(metainfo=dict(img_shape=(32, 32)))
-        sample.gt_label = torch.tensor(label)
-        samples.append(sample)
-    return samples
+    return [DataSample(metainfo=dict(img_shape=(32, 32))).set_gt_label(label) for label in labels]
 
 
 def _scalars(work_dir):
@@ -49,7 +46,7 @@ def _scalars(work_dir):
 @pytest.fixture
 def digits_teacher_ckpt(tmp_path):
     torch.manual_seed(0)
-    teacher = MODELS.build(_model_cfg(DIGITS_TEACHER))
+    teacher = build_classifier(DIGITS_TEACHER)
     path = tmp_path / 'teacher.pth'
     torch.save({'state_dict': teacher.state_dict(), 'meta': {}}, path)
     return str(path)
@@ -67,14 +64,14 @@ def test_cls_distiller_uses_the_n_c_loss_path(digits_teacher_ckpt):
     inputs, labels = torch.randn(4, 3, 32, 32), [3, 1, 4, 1]
     losses = model(inputs, _samples(labels), mode='loss')
     student_logits = model.student_recorder['head.fc']
-    teacher_logits = model.teacher.recorder['head.fc'].clone()  # recorded in inference mode
+    teacher_logits = model.teacher(inputs)['head.fc']
     assert student_logits.shape == teacher_logits.shape == (4, 10)
     expected = MODELS.build(dict(type='GDKDLoss', topk=3, w0=1.0, w1=1.0, w2=2.0, temperature=1.0,
                                  ignore_index=None))(student_logits, teacher_logits, torch.tensor(labels))
     assert torch.allclose(losses['distill.logits.loss_gdkd'], expected)
     terms = sum(losses[f'distill.logits.gdkd_{t}'] for t in ('high', 'top', 'other'))
     assert torch.allclose(terms, expected.detach())
-    assert 'loss_ce' in losses and 0 <= losses['acc_top1'] <= 100
+    assert 'loss' in losses  # the student's own cross-entropy (mmpretrain's head)
 
     teacher = model.teacher.model
     assert not any(k.startswith('teacher') for k in model.state_dict())
@@ -86,6 +83,7 @@ def test_cls_distiller_uses_the_n_c_loss_path(digits_teacher_ckpt):
     model.eval()
     predicted = model(inputs, _samples(labels), mode='predict')
     assert torch.allclose(predicted[0].pred_score, model.student(inputs)[0].softmax(0))
+    assert torch.equal(model(inputs, mode='tensor'), model.student(inputs))
 
 
 def test_torchvision_teacher_loads_a_plain_torchvision_state_dict(tmp_path):
@@ -96,50 +94,19 @@ def test_torchvision_teacher_loads_a_plain_torchvision_state_dict(tmp_path):
     cfg = _model_cfg(DIGITS_GDKD)
     cfg.update(teacher=dict(type='TorchvisionClassifier', name='resnet18', num_classes=10),
                teacher_checkpoint=str(tmp_path / 'resnet18.pth'))
-    cfg.distill_losses[0].teacher = 'fc'
+    cfg.distill_losses.logits.teacher = 'fc'
     model = MODELS.build(cfg)
     model.init_weights()
     inputs = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(model.teacher(inputs)['fc'], reference(inputs), atol=1e-5)
     with pytest.raises(ValueError, match='teacher_checkpoint'):
-        MODELS.build(dict(type='TorchvisionClassifier', name='resnet18', weights='DEFAULT'))
-
-
-def test_accuracy_metric_top1_top5():
-    metric = METRICS.build(dict(type='Accuracy', topk=(1, 2)))
-    scores = torch.tensor([[0.7, 0.2, 0.1], [0.2, 0.5, 0.3], [0.1, 0.3, 0.6], [0.5, 0.1, 0.4]])
-    labels = [0, 2, 1, 1]  # top-1 right for the first only; top-2 also for the second and third
-    metric.process({}, [dict(pred_score=s, gt_label=torch.tensor(y)) for s, y in zip(scores, labels)])
-    assert metric.evaluate(4) == {'accuracy/top1': 25.0, 'accuracy/top2': 75.0}
-
-
-def test_image_folder_dataset_reads_class_folders(tmp_path):
-    rng = np.random.default_rng(0)
-    for name in ('n02', 'n01'):
-        for i in range(2):
-            path = tmp_path / 'train' / name / f'{i}.png'
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)).save(path)
-    pipeline = [dict(type='LoadImageFromFile'),
-                dict(type='TorchvisionTransform', name='RandomResizedCrop', size=24),
-                dict(type='PackClsInputs')]
-    dataset = DATASETS.build(dict(type='ImageFolderDataset', data_root=str(tmp_path),
-                                  data_prefix=dict(img_path='train'), pipeline=pipeline))
-    assert dataset.metainfo['classes'] == ('n01', 'n02') and len(dataset) == 4
-    item = dataset[3]
-    assert item['inputs'].shape == (3, 24, 24) and item['inputs'].dtype == torch.uint8
-    assert int(item['data_samples'].gt_label) == 1 and item['data_samples'].img_path.endswith('n02/1.png')
-
-    (tmp_path / 'flat').mkdir()
-    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / 'flat' / 'x.png')
-    with pytest.raises(DatasetNotFoundError, match=r'no class subfolders.*valprep'):
-        DATASETS.build(dict(type='ImageFolderDataset', data_root=str(tmp_path), data_prefix=dict(img_path='flat')))
+        build_classifier(dict(type='TorchvisionClassifier', name='resnet18', weights='DEFAULT'))
 
 
 def test_digits_dataset_is_real_disjoint_and_balanced():
-    train = DATASETS.build(dict(type='DigitsClsDataset', split='train'))
-    val = DATASETS.build(dict(type='DigitsClsDataset', split='val'))
+    train = DATASETS.build(dict(type='DigitsClsDataset', split='train', _scope_='mmpretrain'))
+    val = DATASETS.build(dict(type='DigitsClsDataset', split='val', _scope_='mmpretrain'))
     assert len(train) + len(val) == 1797
     sample = train.get_data_info(0)
     assert sample['img'].shape == (32, 32, 3) and sample['img'].dtype == np.uint8 and sample['img'].max() > 200
@@ -148,21 +115,19 @@ def test_digits_dataset_is_real_disjoint_and_balanced():
 
 
 def test_missing_cifar100_root_is_a_clear_error(tmp_path):
-    import train as train_tool
-
     missing = str(tmp_path / 'nowhere')
-    with pytest.raises(DatasetNotFoundError, match=r'CIFAR100Dataset folder .*nowhere.* does not exist'):
-        train_tool.main([osp.join(CLS, 'gdkd_r50_r18_cifar100.py'), '--work-dir', str(tmp_path / 'w'),
-                         '--cfg-options', f'train_dataloader.dataset.data_root={missing}',
-                         f'val_dataloader.dataset.data_root={missing}'])
+    with pytest.raises(DatasetNotFoundError, match=r'CIFAR100 folder .*nowhere.* does not exist'):
+        runner.train(osp.join(CLS, 'gdkd_r50_r18_cifar100.py'), {'train_dataloader.dataset.data_root': missing,
+                                                                  'val_dataloader.dataset.data_root': missing},
+                     work_dir=str(tmp_path / 'w'))
     empty = tmp_path / 'empty'
     empty.mkdir()
-    with pytest.raises(DatasetNotFoundError, match=r'CIFAR-100 was not found under .*empty.*cifar-100-python\.tar\.gz'):
-        DATASETS.build(dict(type='CIFAR100Dataset', data_root=str(empty), split='train'))
+    with pytest.raises(RuntimeError, match=r'Cannot find CIFAR100 dataset in .*empty'):
+        DATASETS.build(dict(type='CIFAR100', data_root=str(empty), split='train', download=False,
+                            _scope_='mmpretrain'))
 
 
 def test_exported_backbone_loads_into_the_deeplabv3_r18_student(tmp_path):
-    import export_backbone
     from mmengine.runner.checkpoint import load_checkpoint
 
     torch.manual_seed(0)
@@ -170,11 +135,11 @@ def test_exported_backbone_loads_into_the_deeplabv3_r18_student(tmp_path):
     distiller.student.init_weights()
     ckpt = str(tmp_path / 'epoch_100.pth')
     torch.save({'state_dict': distiller.state_dict(), 'meta': {'epoch': 100}}, ckpt)
-    out = export_backbone.export_backbone(ckpt, str(tmp_path / 'r18_backbone.pth'))
+    out = export_backbone(ckpt, str(tmp_path / 'r18_backbone.pth'))
     source = distiller.student.backbone.state_dict()
 
     # Strict MMEngine loading into the Cityscapes DeepLabV3-R18 student's backbone (dilated, SyncBN).
-    backbone = export_backbone.check_backbone_fits(SEG_GDKD, out)
+    backbone = check_backbone_fits(SEG_GDKD, out)
     assert set(backbone.state_dict()) == set(source)
 
     # The user's path: the student config's `pretrained` (init_cfg Pretrained) and the student's init_weights.
@@ -189,12 +154,11 @@ def test_exported_backbone_loads_into_the_deeplabv3_r18_student(tmp_path):
         assert all(torch.equal(loaded[k], source[k]) for k in source)
 
     # A checkpoint of another width names the mismatch.
-    thin = MODELS.build(_model_cfg(DIGITS_STUDENT))
+    thin = build_classifier(DIGITS_STUDENT)
     torch.save({'state_dict': thin.state_dict()}, tmp_path / 'thin.pth')
-    export_backbone.export_backbone(str(tmp_path / 'thin.pth'), str(tmp_path / 'thin_backbone.pth'))
+    export_backbone(str(tmp_path / 'thin.pth'), str(tmp_path / 'thin_backbone.pth'))
     with pytest.raises(RuntimeError, match=r'size mismatch for stem\.0\.weight'):
-        load_checkpoint(export_backbone.segmentation_backbone(SEG_GDKD), str(tmp_path / 'thin_backbone.pth'),
-                        strict=True)
+        load_checkpoint(segmentation_backbone(SEG_GDKD), str(tmp_path / 'thin_backbone.pth'), strict=True)
 
 
 def test_distiller_hook_warms_up_over_epochs_and_evaluates_the_teacher(tmp_path, digits_teacher_ckpt):
@@ -208,20 +172,20 @@ def test_distiller_hook_warms_up_over_epochs_and_evaluates_the_teacher(tmp_path,
     cfg.update(work_dir=str(tmp_path / 'w'), log_level='WARNING',
                custom_hooks=[dict(type='DistillerHook', warmup_epochs=2)])
     cfg.train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    assert runner.model.distill_scale == pytest.approx(0.5)  # 2 of 4 warm-up iterations
+    trained = Runner.from_cfg(cfg)
+    trained.train()
+    assert trained.model.distill_scale == pytest.approx(0.5)  # 2 of 4 warm-up iterations
 
-    teacher = runner.model.teacher.model
+    teacher = trained.model.teacher.model
     inputs, labels = [], []
     for i in range(16):
-        item = runner.val_dataloader.dataset[i]
+        item = trained.val_dataloader.dataset[i]
         inputs.append(item['inputs'])
         labels.append(int(item['data_samples'].gt_label))
-    batch = runner.model.data_preprocessor(dict(inputs=inputs, data_samples=None))['inputs']
+    batch = trained.model.data_preprocessor(dict(inputs=inputs, data_samples=None))['inputs']
     with torch.no_grad():
         expected = (teacher(batch).argmax(1) == torch.tensor(labels)).float().mean().item() * 100
-    assert evaluate_teacher(runner)['accuracy/top1'] == pytest.approx(expected)
+    assert evaluate_teacher(trained)['accuracy/top1'] == pytest.approx(expected)
 
 
 @pytest.fixture
@@ -237,19 +201,15 @@ def one_thread():
 @pytest.mark.slow
 def test_digits_teacher_then_gdkd_student_through_train_py(tmp_path, one_thread):
     """The user's path on real scans: train a teacher, distill the student with GDKD, evaluate, export."""
-    import export_backbone
-    import test as test_tool
-    import train as train_tool
     from mmengine.runner.checkpoint import load_checkpoint
 
     teacher_dir, student_dir = str(tmp_path / 'teacher'), str(tmp_path / 'gdkd')
     epochs = Config.fromfile(DIGITS_GDKD).train_cfg.max_epochs
-    train_tool.main([DIGITS_TEACHER, '--work-dir', teacher_dir])
+    runner.train(DIGITS_TEACHER, work_dir=teacher_dir)
     teacher_acc = [s['accuracy/top1'] for s in _scalars(teacher_dir) if 'accuracy/top1' in s]
     teacher_ckpt = osp.join(teacher_dir, f'epoch_{epochs}.pth')
 
-    train_tool.main([DIGITS_GDKD, '--work-dir', student_dir, '--cfg-options',
-                     f'model.teacher_checkpoint={teacher_ckpt}'])
+    runner.train(DIGITS_GDKD, {'model.teacher_checkpoint': teacher_ckpt}, work_dir=student_dir)
     scalars = _scalars(student_dir)
     logged = [s for s in scalars if 'distill.logits.gdkd_other' in s]
     assert logged and all(np.isfinite(s['distill.logits.loss_gdkd']) for s in logged)
@@ -259,11 +219,11 @@ def test_digits_teacher_then_gdkd_student_through_train_py(tmp_path, one_thread)
     assert teacher_acc[-1] > 50 and student_acc[-1] > 50  # chance is 10%
 
     student_ckpt = osp.join(student_dir, f'epoch_{epochs}.pth')
-    metrics = test_tool.main([DIGITS_GDKD, student_ckpt, '--work-dir', str(tmp_path / 'test'),
-                              '--cfg-options', f'model.teacher_checkpoint={teacher_ckpt}'])
+    metrics = runner.test(DIGITS_GDKD, student_ckpt, {'model.teacher_checkpoint': teacher_ckpt},
+                          work_dir=str(tmp_path / 'test'))
     assert metrics['accuracy/top1'] == pytest.approx(student_acc[-1])
 
-    out = export_backbone.export_backbone(student_ckpt, str(tmp_path / 'backbone.pth'))
+    out = export_backbone(student_ckpt, str(tmp_path / 'backbone.pth'))
     seg_backbone = dict(_model_cfg(DIGITS_STUDENT).backbone, strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4),
                         contract_dilation=True)  # as a segmentation backbone (output stride 8)
     backbone = MODELS.build(seg_backbone)
@@ -275,9 +235,9 @@ def test_digits_teacher_then_gdkd_student_through_train_py(tmp_path, one_thread)
 @pytest.mark.slow
 def test_imagenet_gdkd_config_on_a_class_folder_tree(tmp_path, one_thread):
     """The real ImageNet config (torchvision ResNet-34 teacher from a local file, 224 crops, top-5) for one
-    iteration on a tiny class-folder tree, through tools/train.py."""
+    iteration on a tiny class-folder tree (two classes, so mmpretrain's CustomDataset reads it instead of its
+    1000-class ImageNet), through the runner."""
     import torchvision
-    import train as train_tool
 
     rng = np.random.default_rng(0)
     for split in ('train', 'val'):
@@ -287,12 +247,13 @@ def test_imagenet_gdkd_config_on_a_class_folder_tree(tmp_path, one_thread):
             Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(path, format='JPEG')
     torch.save(torchvision.models.resnet34().state_dict(), tmp_path / 'resnet34.pth')
     data = str(tmp_path / 'imagenet')
-    loaders = [f'{loader}.{key}' for loader in ('train_dataloader', 'val_dataloader')
-               for key in ('batch_size=2', 'num_workers=0', 'persistent_workers=False', f'dataset.data_root={data}')]
+    options = {f'{loader}.{key}': value for loader in ('train_dataloader', 'val_dataloader')
+               for key, value in (('batch_size', 2), ('num_workers', 0), ('persistent_workers', False),
+                                  ('dataset.data_root', data), ('dataset.type', 'CustomDataset'))}
     work = str(tmp_path / 'work')
-    train_tool.main([osp.join(CLS, 'gdkd_r34_r18_imagenet.py'), '--work-dir', work, '--cfg-options', *loaders,
-                     f'model.teacher_checkpoint={tmp_path / "resnet34.pth"}', 'train_cfg.max_epochs=1',
-                     'default_hooks.logger.interval=1'])
+    runner.train(osp.join(CLS, 'gdkd_r34_r18_imagenet.py'),
+                 dict(options, **{'model.teacher_checkpoint': str(tmp_path / 'resnet34.pth'), 'train_cfg.max_epochs': 1,
+                                  'default_hooks.logger.interval': 1}), work_dir=work)
     scalars = _scalars(work)
     assert any('distill.logits.gdkd_top' in s for s in scalars)
     val = [s for s in scalars if 'accuracy/top5' in s]

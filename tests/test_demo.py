@@ -1,5 +1,5 @@
-"""The embedded demo: the digit-scenes data set and tools/demo.py end to end (--quick)."""
-import importlib.util
+"""The embedded demo: the digit-scenes data set, the demo's runs and report, tools/demo.py end to end (--quick)."""
+import glob
 import json
 import os
 import os.path as osp
@@ -14,6 +14,7 @@ from PIL import Image
 from mmengine.config import Config
 from mmseg.registry import DATASETS
 
+from gdkd_seg import demo
 from gdkd_seg.datasets import (CLASSES, PALETTE, generate_split, load_digit_scans, prepare_digit_scenes,
                                split_scans)
 from gdkd_seg.datasets import digit_scenes
@@ -21,13 +22,6 @@ from gdkd_seg.datasets.digit_scenes import _settings, read_meta
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SMALL = dict(num_train=6, num_val=4)
-
-
-def _demo_module():
-    spec = importlib.util.spec_from_file_location('demo_under_test', osp.join(REPO, 'tools', 'demo.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _scenes(split, count, **settings):
@@ -134,32 +128,34 @@ def test_mmseg_loads_the_scenes_with_the_demo_config(tmp_path):
     assert set(np.unique(stored)) - {0}  # digits present
 
 
-def test_demo_configs_share_one_student_and_teacher():
-    demo = _demo_module()
-    student = Config.fromfile(demo.METHODS[0].config).model
+def test_demo_methods_come_from_the_configs_and_share_one_student_and_teacher():
+    methods = demo.demo_methods()
+    assert [m.key for m in methods] == ['student', 'KD', 'DKD', 'GDKD', 'TopKD', 'GDKD+TSM', 'BlockKD', 'FKD']
+    assert [m.key for m in methods if m.default] == ['student', 'KD', 'DKD', 'GDKD']
+    student = Config.fromfile(methods[0].config).model
+    assert not methods[0].distilled
     teacher = Config.fromfile(demo.TEACHER_CONFIG).model
     assert teacher.decode_head.type == 'ASPPHead'
-    for method in demo.METHODS[1:]:
+    for method in methods[1:]:
         model = Config.fromfile(method.config).model
         assert model.type == 'SegDistiller' and method.distilled
         assert model.student == student
         assert Config.fromfile(model.teacher).model == teacher
-    assert Config.fromfile(demo.METHODS[1].config).train_cfg == Config.fromfile(demo.METHODS[0].config).train_cfg
+        assert Config.fromfile(method.config).train_cfg == Config.fromfile(methods[0].config).train_cfg
 
 
 def test_teacher_key_follows_config_overrides_and_data():
-    demo = _demo_module()
     meta = _settings()
     key = demo.teacher_key({}, meta)
     assert key == demo.teacher_key({}, dict(meta))
-    assert key != demo.teacher_key(demo.Demo.schedule_options(10), meta)
+    assert key != demo.teacher_key(demo.schedule_options(10), meta)
     assert key != demo.teacher_key({}, dict(meta, generator_version=meta['generator_version'] + 1))
 
 
 def test_partitions_come_from_the_gdkd_student_or_else_the_plain_teacher(tmp_path):
-    demo = _demo_module()
+    methods = demo.demo_methods()
     teacher = dict(checkpoint=str(tmp_path / 'teacher.pth'))
-    gdkd = next(m for m in demo.METHODS if m.key == 'GDKD')
+    gdkd = next(m for m in methods if m.key == 'GDKD')
     run_dir = tmp_path / 'GDKD' / 'seed0'
     run_dir.mkdir(parents=True)
     (run_dir / 'iter_1.pth').write_bytes(b'')
@@ -167,22 +163,19 @@ def test_partitions_come_from_the_gdkd_student_or_else_the_plain_teacher(tmp_pat
     runs = [dict(method='student', seed=0, run_dir=str(tmp_path / 'student' / 'seed0')),
             dict(method='GDKD', seed=1, run_dir=str(tmp_path / 'GDKD' / 'seed1')),
             dict(method='GDKD', seed=0, run_dir=str(run_dir))]
-    config, checkpoint, options = demo.partition_source(demo.METHODS, 0, teacher, runs)
+    config, checkpoint, options = demo.partition_source(methods, 0, teacher, runs)
     assert (config, checkpoint) == (gdkd.config, str(run_dir / 'iter_1.pth'))
     assert options == {'model.teacher_checkpoint': teacher['checkpoint']}
     # Without a GDKD run: the teacher's plain MMSeg config, which takes no teacher_checkpoint.
-    without = [m for m in demo.METHODS if m.key != 'GDKD']
+    without = [m for m in methods if m.key != 'GDKD']
     assert demo.partition_source(without, 0, teacher, runs[:1]) == \
         (demo.TEACHER_CONFIG, teacher['checkpoint'], {})
 
 
 def test_cfg_options_reach_the_distilled_runs_only_and_get_their_own_run_dirs(tmp_path):
-    demo = _demo_module()
-    student, gdkd = demo.METHODS[0], next(m for m in demo.METHODS if m.key == 'GDKD')
-    overrides = demo.parse_overrides(['model.distill_losses.0.loss.topk=5'])
-    assert overrides == {'model.distill_losses.0.loss.topk': '5'}
-    with pytest.raises(SystemExit, match='KEY=VALUE'):
-        demo.parse_overrides(['model.distill_losses.0.loss.topk'])
+    methods = demo.demo_methods()
+    student, gdkd = methods[0], next(m for m in methods if m.key == 'GDKD')
+    overrides = {'model.distill_losses.decode.loss.topk': 5}
 
     plain = demo.Demo(str(tmp_path), str(tmp_path / 'data'), demo.FULL, [student, gdkd])
     swept = demo.Demo(str(tmp_path), str(tmp_path / 'data'), demo.FULL, [student, gdkd], overrides=overrides)
@@ -206,13 +199,13 @@ def test_cfg_options_reach_the_distilled_runs_only_and_get_their_own_run_dirs(tm
     swept.schedule = swept.schedule._replace(seeds=(0,))
     runs = swept.students(dict(checkpoint='teacher.pth'), {})
     assert [r['run_dir'] for r in runs] == [swept.run_dir(student, 0), swept.run_dir(gdkd, 0)]
-    assert 'model.distill_losses.0.loss.topk' not in calls[0][1]
-    assert calls[1][1]['model.distill_losses.0.loss.topk'] == '5'
+    assert 'model.distill_losses.decode.loss.topk' not in calls[0][1]
+    assert calls[1][1]['model.distill_losses.decode.loss.topk'] == 5
     summary = dict(runs=runs, overrides=overrides, teacher=dict(iters=1, mIoU=30.0, reused=True),
-                   data=_settings(), command='python tools/demo.py', total_seconds=1.0, seeds=[0],
-                   student_iters=1, machine=dict(torch_threads=1))
+                   teacher_config='teacher', data=_settings(), command='python tools/demo.py', total_seconds=1.0,
+                   seeds=[0], student_iters=1, machine=dict(torch_threads=1))
     table = demo.results_markdown(summary, [student, gdkd])
-    assert '`model.distill_losses.0.loss.topk=5`' in table
+    assert '`model.distill_losses.decode.loss.topk=5`' in table
     assert [row[0] for row in _table_rows(table)[1]] == [student.label, gdkd.label + ' + overrides']
 
 
@@ -236,8 +229,8 @@ def test_quick_demo_end_to_end(tmp_path):
 
     text = (work / 'results.md').read_text()
     header, rows = _table_rows(text)
-    demo = _demo_module()
-    assert [r[0] for r in rows] == [m.label for m in demo.DEFAULT_METHODS]
+    default_methods = [m for m in demo.demo_methods() if m.default]
+    assert [r[0] for r in rows] == [m.label for m in default_methods]
     col = {name: i for i, name in enumerate(header)}
     for row in rows:
         mean, std = re.fullmatch(r'(\d+\.\d\d) ± (\d+\.\d\d)', row[col['mIoU (mean ± std)']]).groups()
@@ -249,10 +242,11 @@ def test_quick_demo_end_to_end(tmp_path):
     teacher_miou = float(re.search(r'Teacher .*mIoU (\d+\.\d\d)', text).group(1))
     assert 0.0 <= teacher_miou <= 100.0
     summary = json.loads((work / 'results.json').read_text())
-    assert len(summary['runs']) == len(demo.DEFAULT_METHODS) * len(demo.QUICK.seeds)
+    assert len(summary['runs']) == len(default_methods) * len(demo.QUICK.seeds)
+    assert glob.glob(str(work / 'GDKD' / 'seed0' / '*' / 'vis_data' / 'events.out.tfevents.*'))  # TensorBoard
 
     # A second run reuses the teacher and the student runs finished with the same config and data.
-    second = demo.Demo(str(work), str(data), demo.QUICK, demo.DEFAULT_METHODS)
+    second = demo.Demo(str(work), str(data), demo.QUICK, default_methods)
     teacher = second.teacher(read_meta(str(data)))
     assert teacher['reused'] and teacher['checkpoint'] == summary['teacher']['checkpoint']
     second.train = None  # any training now would fail

@@ -17,11 +17,11 @@ def distiller_cfg(teacher_checkpoint, num_classes=3, losses=None):
         student=tiny_segmentor(num_classes, width=8, aux=True),
         teacher=tiny_segmentor(num_classes, width=16, aux=True),
         teacher_checkpoint=str(teacher_checkpoint),
-        distill_losses=losses or [
-            dict(name='decode', student='decode_head.conv_seg', teacher='decode_head.conv_seg',
-                 loss=dict(GDKD, loss_weight=1.0)),
-            dict(name='aux', student='auxiliary_head.conv_seg', teacher='auxiliary_head.conv_seg',
-                 loss=dict(GDKD, loss_weight=0.4))])
+        distill_losses=losses or dict(
+            decode=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg',
+                        loss=dict(GDKD, loss_weight=1.0)),
+            aux=dict(student='auxiliary_head.conv_seg', teacher='auxiliary_head.conv_seg',
+                     loss=dict(GDKD, loss_weight=0.4))))
 
 
 @pytest.fixture
@@ -125,10 +125,51 @@ def test_student_and_teacher_class_counts_must_match(teacher_ckpt):
 
 
 def test_unknown_module_name_lists_candidates(teacher_ckpt):
-    cfg = distiller_cfg(teacher_ckpt, losses=[dict(name='x', student='decode_head.conv_segg',
-                                                   teacher='decode_head.conv_seg', loss=GDKD)])
+    cfg = distiller_cfg(teacher_ckpt, losses=dict(x=dict(student='decode_head.conv_segg',
+                                                         teacher='decode_head.conv_seg', loss=GDKD)))
     with pytest.raises(KeyError, match=r"conv_segg.*decode_head\.conv_seg"):
         MODELS.build(cfg)
+
+
+def test_a_list_of_losses_gets_the_dict_form_in_the_error(teacher_ckpt):
+    cfg = distiller_cfg(teacher_ckpt, losses=[
+        dict(name='decode', student='decode_head.conv_seg', teacher='decode_head.conv_seg', loss=GDKD),
+        dict(name='aux', student='auxiliary_head.conv_seg', teacher='auxiliary_head.conv_seg', loss=GDKD)])
+    with pytest.raises(ValueError, match=r"is a list; it is a dict keyed by name(.|\n)*distill_losses=dict\(\n"
+                                         r"        decode=dict\(student='decode_head\.conv_seg', "
+                                         r"teacher='decode_head\.conv_seg', loss=dict\(type='GDKDLoss', topk=1"
+                                         r"(.|\n)*\n        aux=dict\(student='auxiliary_head"):
+        MODELS.build(cfg)
+
+
+def test_declarations_merge_by_name_and_none_drops_one(tmp_path, teacher_ckpt):
+    from mmengine.config import Config
+    base = tmp_path / 'base.py'
+    Config(dict(model=distiller_cfg(teacher_ckpt))).dump(str(base))
+    child = tmp_path / 'child.py'
+    child.write_text(f"_base_ = {str(base)!r}\n"
+                     "model = dict(distill_losses=dict(decode=dict(loss=dict(topk=2)), aux=None))\n")
+    cfg = Config.fromfile(str(child))
+    cfg.merge_from_dict({'model.distill_losses.decode.loss.w2': 4.0})
+    model = MODELS.build(cfg.model)
+    assert list(model.distill_losses) == ['decode']
+    loss = model.distill_losses['decode']
+    assert (loss.topk, loss.w2, loss.w0) == (2, 4.0, 1.0)  # merged into the base's GDKD declaration
+    assert model.student_recorder.names == ['decode_head.conv_seg']
+
+
+def test_declaration_typos_are_named(teacher_ckpt):
+    bad = dict(decode=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg', loss=GDKD,
+                           conector=dict(type='FeatureProjector', in_channels=3, out_channels=3)))
+    with pytest.raises(ValueError, match=r"distill_losses\.decode: unknown keys \['conector'\]"):
+        MODELS.build(distiller_cfg(teacher_ckpt, losses=bad))
+    missing = dict(decode=dict(student='decode_head.conv_seg', loss=GDKD))
+    with pytest.raises(ValueError, match=r"distill_losses\.decode: missing \['teacher'\]"):
+        MODELS.build(distiller_cfg(teacher_ckpt, losses=missing))
+    extra = dict(decode=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg', loss=GDKD,
+                             extra_inputs=dict(stones='stepping_stones')))
+    with pytest.raises(ValueError, match=r"extra_inputs name components \['stepping_stones'\]"):
+        MODELS.build(distiller_cfg(teacher_ckpt, losses=extra))
 
 
 def test_runner_never_optimizes_or_saves_the_teacher(tmp_path, teacher_ckpt):
@@ -145,7 +186,7 @@ def test_runner_never_optimizes_or_saves_the_teacher(tmp_path, teacher_ckpt):
 
 
 def test_model_and_dataset_class_counts_must_match(tmp_path):
-    from gdkd_seg.apis import build_runner
+    from gdkd_seg.runner import build_runner
 
     root = write_seg_folder(str(tmp_path / 'data'))  # 3 classes
     with pytest.raises(ValueError, match=r'train_dataloader: BaseSegDataset has 3 classes but the model predicts 5'

@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.structures import PixelData
-from torch import nn
 
 import gdkd_seg  # noqa: F401
 from gdkd_seg.analysis import knowledge_quality, sample_labelled_positions
@@ -22,25 +21,40 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 
 
-def blockwise_spec(stones=(1, 2, 3), **loss):
-    return dict(name='blockwise', student='decode_head.conv_seg', teacher='decode_head.conv_seg',
-                loss=dict(type='BlockwiseKDLoss', stepping_stones=dict(type='SteppingStones', stones=list(stones)),
-                          **loss))
+def blockwise(stones=(1, 2, 3), **loss):
+    """The block-wise KD part of a SegDistiller config: the stones component and the loss reading it."""
+    return dict(components=dict(stepping_stones=dict(type='SteppingStones', stones=list(stones))),
+                distill_losses=dict(blockwise=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg',
+                                                   extra_inputs=dict(stones='stepping_stones'),
+                                                   loss=dict(type='BlockwiseKDLoss', **loss))))
 
 
-def feature_specs(detach=True):
-    return [dict(name=f'layer{i}', student=f'backbone.layer{i}', teacher=f'backbone.layer{i}',
-                 connector=dict(type='FeatureProjector', in_channels=8 * 2**(i - 1), out_channels=16 * 2**(i - 1)),
-                 loss=dict(type='FeatureKDLoss', loss_weight=1.0, detach_head_input=detach))
-            for i in (3, 4)]
+def feature_only(detach=True):
+    return dict(detach_head_input=detach, distill_losses={
+        f'layer{i}': dict(student=f'backbone.layer{i}', teacher=f'backbone.layer{i}',
+                          connector=dict(type='FeatureProjector', in_channels=8 * 2**(i - 1),
+                                         out_channels=16 * 2**(i - 1)),
+                          loss=dict(type='FeatureKDLoss', loss_weight=1.0))
+        for i in (3, 4)})
 
 
-def distiller(teacher_ckpt, specs, student=None):
-    model = MODELS.build(dict(type='SegDistiller', student=student or tiny_segmentor(3, width=8, aux=True),
-                              teacher=tiny_segmentor(3, width=16, aux=True), teacher_checkpoint=str(teacher_ckpt),
-                              distill_losses=specs))
+def distiller_cfg(teacher_ckpt, method, student=None, teacher=None):
+    return dict(type='SegDistiller', student=student or tiny_segmentor(3, width=8, aux=True),
+                teacher=teacher or tiny_segmentor(3, width=16, aux=True), teacher_checkpoint=str(teacher_ckpt),
+                **method)
+
+
+def distiller(teacher_ckpt, method, student=None):
+    model = MODELS.build(distiller_cfg(teacher_ckpt, method, student))
     model.init_weights()
     return model.train()
+
+
+def stone_logits(model, inputs, samples):
+    """The stones' logits after a student forward, as the distiller computes them in a training step."""
+    with model.student_recorder.recording():
+        model.student.loss(inputs, samples)
+    return model.record(inputs, samples)
 
 
 @pytest.fixture
@@ -73,30 +87,28 @@ def has_grad(grad):
 # -- stepping stones -----------------------------------------------------------------------------------
 
 def test_stepping_stones_give_teacher_shaped_logits(teacher_ckpt):
-    model = distiller(teacher_ckpt, [blockwise_spec(stones=(1, 2, 3, 4))])
-    stones = model.distill_losses['blockwise'].stepping_stones
-    inputs, samples = batch()
-    model.student_recorder.clear()
-    model.student.loss(inputs, samples)
-    teacher_logits = model.teacher(inputs)['decode_head.conv_seg']
-    logits = stones()
-    assert sorted(logits) == [1, 2, 3, 4]
-    assert all(z.shape == teacher_logits.shape for z in logits.values())
-    assert stones.stone_weights == {1: 0.125, 2: 0.25, 3: 0.5, 4: 1.0}
+    model = distiller(teacher_ckpt, blockwise(stones=(1, 2, 3, 4)))
+    stones = model.components['stepping_stones']
+    records = stone_logits(model, *batch())
+    teacher_logits = records.teacher['decode_head.conv_seg']
+    out = records.components['stepping_stones']
+    assert [w for w, _ in out] == [0.125, 0.25, 0.5, 1.0] and stones.stone_weights == {1: 0.125, 2: 0.25, 3: 0.5,
+                                                                                        4: 1.0}
+    assert all(z.shape == teacher_logits.shape for _, z in out)
     # The stones are separate networks: different connectors give different logits.
-    assert not torch.allclose(logits[1], logits[4])
+    assert not torch.allclose(out[0][1], out[3][1])
 
 
 def test_stone_gradients_reach_connectors_and_student_not_teacher(teacher_ckpt):
     # beta = gamma = 0: only the stones' task loss, which never passes the student's own head.
-    model = distiller(teacher_ckpt, [blockwise_spec(stones=(1, 3), alpha=1.0, beta=0.0, gamma=0.0)])
+    model = distiller(teacher_ckpt, blockwise(stones=(1, 3), alpha=1.0, beta=0.0, gamma=0.0))
     teacher = model.teacher.model
     before = copy.deepcopy(teacher.state_dict())
     inputs, samples = batch()
     losses = model(inputs, samples, mode='loss')
     losses['distill.blockwise.loss_blockwise'].backward()
 
-    connectors = grads(model.distill_losses['blockwise'].stepping_stones.connectors)
+    connectors = grads(model.components['stepping_stones'].connectors)
     assert connectors and all(has_grad(g) for g in connectors.values())  # stone 1 through teacher stages 2-4
     student = grads(model.student)
     # (the residual blocks' last BN starts at 0, so test the stem and the shortcut convolutions)
@@ -106,12 +118,11 @@ def test_stone_gradients_reach_connectors_and_student_not_teacher(teacher_ckpt):
     assert not has_grad(student['decode_head.conv_seg.weight'])
     assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
     assert all(torch.equal(v, before[k]) for k, v in teacher.state_dict().items())  # BN statistics too
-    assert not any('teacher' in k or k.startswith('distill_losses.blockwise.stepping_stones._') for k in
-                   model.state_dict())
+    assert not any('teacher' in k or k.startswith('components.stepping_stones._') for k in model.state_dict())
 
 
 def test_blockwise_loss_logs_terms_and_student_gets_kd_gradient(teacher_ckpt):
-    model = distiller(teacher_ckpt, [blockwise_spec()])
+    model = distiller(teacher_ckpt, blockwise())
     inputs, samples = batch()
     losses = model(inputs, samples, mode='loss')
     terms = [losses[f'distill.blockwise.blockwise_{t}'] for t in ('task', 'kd', 'cross')]
@@ -123,9 +134,10 @@ def test_blockwise_loss_logs_terms_and_student_gets_kd_gradient(teacher_ckpt):
 def test_stones_leave_the_teacher_outputs_of_other_losses_alone(teacher_ckpt):
     # The stones run the teacher's decode head again (with the teacher's recorder hooks on it); a loss
     # declared after them must still see the teacher's own logits.
-    kd = dict(name='kd', student='decode_head.conv_seg', teacher='decode_head.conv_seg',
-              loss=dict(type='KDLoss', temperature=1.0))
-    model = distiller(teacher_ckpt, [blockwise_spec(), kd])
+    method = blockwise()
+    method['distill_losses']['kd'] = dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg',
+                                          loss=dict(type='KDLoss', temperature=1.0))
+    model = distiller(teacher_ckpt, method)
     inputs, samples = batch()
     losses = model(inputs, samples, mode='loss')
     student_logits = model.student_recorder['decode_head.conv_seg']
@@ -134,29 +146,14 @@ def test_stones_leave_the_teacher_outputs_of_other_losses_alone(teacher_ckpt):
     assert torch.allclose(losses['distill.kd.loss_kd'], KDLoss()(student_logits, teacher_logits, gt))
 
 
-class FixedStones(nn.Module):
-    """Stand-in stepping stones with given logits, to check the loss formula."""
-
-    def __init__(self, logits, num_teacher_stages=4):
-        super().__init__()
-        self.logits, self.n = logits, num_teacher_stages
-
-    def forward(self):
-        return self.logits
-
-    @property
-    def stone_weights(self):
-        return {i: 0.5 ** (self.n - i) for i in self.logits}
-
-
 def test_blockwise_loss_formula():
     torch.manual_seed(0)
     zs, zt = torch.randn(2, 4, 6, 6), torch.randn(2, 4, 6, 6)
     stones = {2: torch.randn(2, 4, 6, 6), 3: torch.randn(2, 4, 6, 6)}
     gt = torch.randint(0, 4, (2, 24, 24))
     gt[0, :5] = 255
-    loss = BlockwiseKDLoss(FixedStones(stones), alpha=0.5, beta=2.0, gamma=3.0, temperature=2.0, loss_weight=0.7)
-    terms = loss.forward_terms(zs, zt, gt)
+    loss = BlockwiseKDLoss(alpha=0.5, beta=2.0, gamma=3.0, temperature=2.0, loss_weight=0.7)
+    terms = loss.forward_terms(zs, zt, gt, stones=[(0.25, stones[2]), (0.5, stones[3])])
 
     kd = KDLoss(temperature=2.0)
     w = {2: 0.25, 3: 0.5}
@@ -175,35 +172,32 @@ def test_blockwise_loss_formula():
 def test_stepping_stones_resize_when_strides_differ(teacher_ckpt):
     student = tiny_segmentor(3, width=8, aux=True)
     student.backbone.update(strides=(1, 2, 2, 1), dilations=(1, 1, 1, 2))  # stages 3-4 at 1/16, teacher 1/8
-    model = distiller(teacher_ckpt, [blockwise_spec(stones=(2, 3))], student=student)
-    inputs, samples = batch()
-    model.student_recorder.clear()
-    model.student.loss(inputs, samples)
-    assert model.distill_losses['blockwise'].stepping_stones.student_recorder['backbone.layer3'].shape[-1] == 2
-    teacher_logits = model.teacher(inputs)['decode_head.conv_seg']
+    model = distiller(teacher_ckpt, blockwise(stones=(2, 3)), student=student)
+    records = stone_logits(model, *batch())
+    assert records.student['backbone.layer3'].shape[-1] == 2
+    teacher_logits = records.teacher['decode_head.conv_seg']
     assert teacher_logits.shape[-1] == 4
-    logits = model.distill_losses['blockwise'].stepping_stones()
-    assert all(z.shape == teacher_logits.shape for z in logits.values())
+    assert all(z.shape == teacher_logits.shape for _, z in records.components['stepping_stones'])
 
 
 def test_stepping_stone_errors_name_the_problem(teacher_ckpt):
     with pytest.raises(ValueError, match=r'stones \[5\] do not exist.*1\.\.4'):
-        distiller(teacher_ckpt, [blockwise_spec(stones=(3, 5))])
+        distiller(teacher_ckpt, blockwise(stones=(3, 5)))
     with pytest.raises(ValueError, match='non-empty list'):
-        distiller(teacher_ckpt, [blockwise_spec(stones=())])
+        distiller(teacher_ckpt, blockwise(stones=()))
     shallow_head = tiny_segmentor(3, width=16, aux=True)
     shallow_head.decode_head.update(in_index=1, in_channels=32)  # the head reads stage 2
-    torch.save({'state_dict': MODELS.build(shallow_head).state_dict()}, str(teacher_ckpt) + '.2')
     with pytest.raises(ValueError, match=r'reads stages \[2\].*stones \[3\]'):
-        MODELS.build(dict(type='SegDistiller', student=tiny_segmentor(3, width=8), teacher=shallow_head,
-                          teacher_checkpoint=str(teacher_ckpt) + '.2', distill_losses=[blockwise_spec(stones=(3,))]))
+        MODELS.build(distiller_cfg(teacher_ckpt, blockwise(stones=(3,)), teacher=shallow_head))
+    with pytest.raises(ValueError, match=r"stepping stones' logits: declare components"):
+        BlockwiseKDLoss()(torch.randn(1, 3, 4, 4), torch.randn(1, 3, 4, 4), torch.zeros(1, 4, 4, dtype=torch.long))
 
 
 # -- feature-only KD -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('detach', [True, False])
 def test_feature_only_kd_backbone_learns_from_features_alone(teacher_ckpt, detach):
-    model = distiller(teacher_ckpt, feature_specs(detach))
+    model = distiller(teacher_ckpt, feature_only(detach))
     inputs, samples = batch()
     losses = model(inputs, samples, mode='loss')
     (losses['decode.loss_ce'] + losses['aux.loss_ce']).backward(retain_graph=True)
@@ -294,7 +288,7 @@ def test_sample_labelled_positions_per_class_and_ignore():
 
 
 def test_rank_teacher_layers_tool(tmp_path, teacher_ckpt):
-    import rank_teacher_layers
+    import rank_teacher_layers  # tools/
 
     root = write_seg_folder(str(tmp_path / 'data'), n_train=3)
     cfg = runner_cfg(tmp_path / 'work', root, tiny_segmentor(3, width=16, aux=True))
@@ -318,13 +312,10 @@ def test_export_gives_plain_student_with_identical_predictions(tmp_path, teacher
     from mmengine.runner import Runner
     from mmseg.apis import inference_model, init_model
 
-    import export_student
+    from gdkd_seg.export import export_student
 
     root = write_seg_folder(str(tmp_path / 'data'))
-    specs = [blockwise_spec()] if method == 'blockwise' else feature_specs()
-    model = dict(type='SegDistiller', student=tiny_segmentor(3, width=8, aux=True),
-                 teacher=tiny_segmentor(3, width=16, aux=True), teacher_checkpoint=str(teacher_ckpt),
-                 distill_losses=specs)
+    model = distiller_cfg(teacher_ckpt, blockwise() if method == 'blockwise' else feature_only())
     cfg = runner_cfg(tmp_path / 'work', root, model, max_iters=2, val=False)
     cfg.custom_imports = dict(imports=['gdkd_seg'])
     cfg.test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackSegInputs')]  # for inference_model
@@ -335,9 +326,9 @@ def test_export_gives_plain_student_with_identical_predictions(tmp_path, teacher
     ckpt = str(tmp_path / 'work' / 'iter_2.pth')
     state = torch.load(ckpt, weights_only=False)['state_dict']
     trained = [k for k in state if not k.startswith('student.')]
-    assert trained and all(k.startswith(('distill_losses.', 'connectors.')) for k in trained)
+    assert trained and all(k.startswith(('components.', 'connectors.')) for k in trained)
 
-    weights, student_cfg = export_student.export_student(config, ckpt, str(tmp_path / 'student.pth'))
+    weights, student_cfg = export_student(config, ckpt, str(tmp_path / 'student.pth'))
     exported = Config.fromfile(student_cfg)
     assert exported.model.type == 'EncoderDecoder'
     exported_state = torch.load(weights, weights_only=False)['state_dict']

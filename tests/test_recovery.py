@@ -6,7 +6,7 @@ import torch
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
-from gdkd_seg.apis import build_runner, train_with_recovery
+from gdkd_seg.runner import build_runner, train_with_recovery
 from toy import runner_cfg, tiny_segmentor, write_seg_folder
 
 

@@ -415,15 +415,14 @@ def test_distiller_trains_with_topkd_and_gdkd_tsm(tmp_path):
         type='SegDistiller', student=tiny_segmentor(6, width=8, aux=True),
         teacher=tiny_segmentor(6, width=16, aux=True),
         teacher_checkpoint=str(ckpt),
-        distill_losses=[
-            dict(name='decode', student='decode_head.conv_seg',
-                 teacher='decode_head.conv_seg',
-                 loss=dict(type='TopKDLoss', topk=2, contrast_pixels=64)),
-            dict(name='aux', student='auxiliary_head.conv_seg',
-                 teacher='auxiliary_head.conv_seg',
-                 loss=dict(type='GDKDLoss', topk=2, loss_weight=0.4,
-                           teacher_scaling=dict(type='TopKScaling', k=2)))
-        ]))
+        distill_losses=dict(
+            decode=dict(student='decode_head.conv_seg',
+                        teacher='decode_head.conv_seg',
+                        loss=dict(type='TopKDLoss', topk=2, contrast_pixels=64)),
+            aux=dict(student='auxiliary_head.conv_seg',
+                     teacher='auxiliary_head.conv_seg',
+                     loss=dict(type='GDKDLoss', topk=2, loss_weight=0.4,
+                               teacher_scaling=dict(type='TopKScaling', k=2))))))
     model.init_weights()
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample

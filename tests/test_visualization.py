@@ -2,7 +2,6 @@
 import glob
 import math
 import os.path as osp
-import sys
 
 import mmcv
 import numpy as np
@@ -14,11 +13,11 @@ from PIL import Image
 
 import gdkd_seg  # noqa: F401
 from gdkd_seg.losses import GDKDLoss
-from gdkd_seg.visualization import draw_partitions, figure_layout, gdkd_settings, partition_figure, partition_maps
+from gdkd_seg.visualization import (draw_partitions, figure_layout, gdkd_settings, partition_figure, partition_maps,
+                                    visualize_partitions)
 from gdkd_seg.visualization.partitions import DIFFERS_RGB
 from toy import runner_cfg, tiny_segmentor, write_seg_folder
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools'))
 
 # One image of 2x2 pixels, 4 classes, no ties. With k=2 the teacher's top groups are
 # (0,0): {0,1}, top-1 0   (0,1): {2,3}, top-1 2   (1,0): {0,3}, top-1 0   (1,1): {1,2}, top-1 1
@@ -176,9 +175,8 @@ def test_panel_titles_stay_inside_the_figure_and_apart(panel_width):
 def _distiller(teacher_ckpt):
     return dict(type='SegDistiller', student=tiny_segmentor(3, width=8), teacher=tiny_segmentor(3, width=16),
                 teacher_checkpoint=str(teacher_ckpt),
-                distill_losses=[dict(name='decode', student='decode_head.conv_seg',
-                                     teacher='decode_head.conv_seg',
-                                     loss=dict(type='GDKDLoss', topk=2, w0=1.0, w1=1.0, w2=2.0))])
+                distill_losses=dict(decode=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg',
+                                                loss=dict(type='GDKDLoss', topk=2, w0=1.0, w1=1.0, w2=2.0))))
 
 
 @pytest.fixture
@@ -192,16 +190,15 @@ def toy(tmp_path):
 
 @pytest.mark.slow
 def test_tool_writes_one_png_per_image(tmp_path, toy):
-    from visualize_partitions import main  # tools/
     root, teacher_ckpt = toy
     cfg = runner_cfg(tmp_path / 'work', root, _distiller(teacher_ckpt))
     cfg.dump(tmp_path / 'distiller.py')
     model = MODELS.build(cfg.model)
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, tmp_path / 'distiller.pth')
 
-    written = main([str(tmp_path / 'distiller.py'), str(tmp_path / 'distiller.pth'),
-                    '--img', osp.join(root, 'img_dir', 'val'), '--ann', osp.join(root, 'ann_dir', 'val'),
-                    '--out', str(tmp_path / 'out'), '--panel-width', '200'])
+    written = visualize_partitions(str(tmp_path / 'distiller.py'), str(tmp_path / 'distiller.pth'),
+                                   osp.join(root, 'img_dir', 'val'), str(tmp_path / 'out'),
+                                   ann=osp.join(root, 'ann_dir', 'val'), panel_width=200)
     assert [osp.basename(p) for p in written] == ['000_partitions.png', '001_partitions.png']
     for path in written:
         with Image.open(path) as png:
@@ -210,25 +207,26 @@ def test_tool_writes_one_png_per_image(tmp_path, toy):
     # a plain MMSeg config and checkpoint: the teacher-side panels (image, GT, top-1, b_A, entropy, 2 flags)
     plain = runner_cfg(tmp_path / 'work', root, tiny_segmentor(3, width=16))
     plain.dump(tmp_path / 'plain.py')
-    written = main([str(tmp_path / 'plain.py'), str(teacher_ckpt), '--topk', '1', '--panel-width', '200',
-                    '--img', osp.join(root, 'img_dir', 'val', '001.png'),
-                    '--ann', osp.join(root, 'ann_dir', 'val', '001.png'), '--out', str(tmp_path / 'plain')])
+    written = visualize_partitions(str(tmp_path / 'plain.py'), str(teacher_ckpt),
+                                   osp.join(root, 'img_dir', 'val', '001.png'), str(tmp_path / 'plain'),
+                                   ann=osp.join(root, 'ann_dir', 'val', '001.png'), topk=1, panel_width=200)
     with Image.open(written[0]) as png:
         assert png.size == figure_layout(7, 48 / 64, 200)[2:]
 
     # an exported (plain) student checkpoint with the distiller config; no annotation: no GT panels
     torch.save({'state_dict': model.student.state_dict()}, tmp_path / 'student.pth')
-    written = main([str(tmp_path / 'distiller.py'), str(tmp_path / 'student.pth'), '--panel-width', '200',
-                    '--img', osp.join(root, 'img_dir', 'val', '000.png'), '--out', str(tmp_path / 'student')])
+    written = visualize_partitions(str(tmp_path / 'distiller.py'), str(tmp_path / 'student.pth'),
+                                   osp.join(root, 'img_dir', 'val', '000.png'), str(tmp_path / 'student'),
+                                   panel_width=200)
     with Image.open(written[0]) as png:  # image, top-1, b_A, entropy, loss and its 3 terms
         assert png.size == figure_layout(8, 48 / 64, 200)[2:]
 
     with pytest.raises(RuntimeError, match=r'distiller\.pth does not fit the model of .*plain\.py'):
-        main([str(tmp_path / 'plain.py'), str(tmp_path / 'distiller.pth'),
-              '--img', osp.join(root, 'img_dir', 'val'), '--out', str(tmp_path / 'x')])
+        visualize_partitions(str(tmp_path / 'plain.py'), str(tmp_path / 'distiller.pth'),
+                             osp.join(root, 'img_dir', 'val'), str(tmp_path / 'x'))
     with pytest.raises(FileNotFoundError, match=r'no annotation for .*000\.png'):
-        main([str(tmp_path / 'plain.py'), str(teacher_ckpt), '--img', osp.join(root, 'img_dir', 'val'),
-              '--ann', str(tmp_path), '--out', str(tmp_path / 'x')])
+        visualize_partitions(str(tmp_path / 'plain.py'), str(teacher_ckpt), osp.join(root, 'img_dir', 'val'),
+                             str(tmp_path / 'x'), ann=str(tmp_path))
 
 
 @pytest.mark.slow

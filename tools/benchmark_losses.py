@@ -25,10 +25,8 @@ Example::
     python tools/benchmark_losses.py --shapes 16,19,64,128 --losses gdkd --repeats 9
 """
 import argparse
-import gc
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -40,6 +38,7 @@ import torch.nn.functional as F
 import gdkd_seg  # noqa: F401  (registers the losses)
 from gdkd_seg.losses import DKDLoss, GDKDLoss
 from gdkd_seg.losses.fused import COMPILE_MIN_NUMEL
+from gdkd_seg.utils.memory import peak_extra_bytes
 
 IGNORE = 255
 GDKD_ARGS = dict(topk=3, w0=1.0, w1=1.0, w2=2.0, temperature=1.0)
@@ -100,27 +99,6 @@ def unfused_dkd(student, teacher, gt, alpha, beta, temperature):
 # ----------------------------------------------------------------------------
 # measurement
 # ----------------------------------------------------------------------------
-def _status_bytes(key):
-    with open('/proc/self/status') as f:
-        return int(re.search(rf'^{key}:\s+(\d+) kB', f.read(), re.M).group(1)) * 1024
-
-
-def peak_extra_bytes(fn):
-    """Peak resident memory during ``fn()`` above the resident memory before it.
-
-    Linux only: resets the peak (VmHWM) through /proc/self/clear_refs, then reads it back. Meant for a
-    process started with glibc's ``MALLOC_MMAP_THRESHOLD_=65536``, where every tensor of 64 KiB or more
-    is its own mapping and goes back to the OS when freed, so the resident size follows the live
-    tensors and earlier candidates leave nothing behind to reuse.
-    """
-    gc.collect()
-    with open('/proc/self/clear_refs', 'w') as f:
-        f.write('5')
-    before = _status_bytes('VmRSS')
-    fn()
-    return _status_bytes('VmHWM') - before
-
-
 def measure_memory(shape, loss_name, skip):
     """Peak extra memory of every candidate, each measured in a fresh child process."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536')

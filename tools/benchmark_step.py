@@ -14,7 +14,7 @@ repeat):
 
 Prints the median times and ``distiller / (student + teacher)``: what distillation adds beyond running
 the two networks. Memory: peak resident memory of one call above the memory before it, each candidate in
-a fresh child process (see ``peak_extra_bytes`` in benchmark_losses.py).
+a fresh child process (see ``gdkd_seg.utils.memory.peak_extra_bytes``).
 
 Example::
 
@@ -35,8 +35,8 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 
 import gdkd_seg  # noqa: F401  (registers the distiller and the losses)
-from benchmark_losses import peak_extra_bytes
-from gdkd_seg.apis import load_config
+from gdkd_seg.runner import load_config
+from gdkd_seg.utils.memory import peak_extra_bytes
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 

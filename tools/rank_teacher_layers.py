@@ -26,7 +26,8 @@ from mmengine.utils import ProgressBar
 
 import gdkd_seg  # noqa: F401
 from gdkd_seg.analysis import knowledge_quality, sample_labelled_positions
-from gdkd_seg.apis import check_data_roots, load_config
+from gdkd_seg.checks import check_data_roots
+from gdkd_seg.runner import load_config
 from gdkd_seg.models import FrozenTeacher, ModuleOutputRecorder, resolve_model_cfg
 from gdkd_seg.models.stepping_stones import backbone_stage_names
 from mmseg.registry import DATASETS, MODELS
@@ -74,8 +75,8 @@ def collect_features(model, dataset, layers: List[str], indices, per_class: int,
     with torch.no_grad():
         for index in indices:
             data = model.data_preprocessor(pseudo_collate([dataset[index]]), training=True)
-            recorder.clear()
-            model._forward(data['inputs'], data['data_samples'])
+            with recorder.recording():
+                model._forward(data['inputs'], data['data_samples'])
             gt = torch.stack([sample.gt_sem_seg.data[0] for sample in data['data_samples']])
             for name in layers:
                 out = recorder[name]

@@ -5,7 +5,7 @@
 #   1. .venv from python3.11 (override with PYTHON=/path/to/python)
 #   2. torch, torchvision and the build tools mmcv's source build needs
 #   3. mmcv with compiled ops: the cached wheel, or a ~15 min build (tools/build_mmcv_wheel.sh)
-#   4. mmengine and mmsegmentation (--no-deps, see requirements.txt), then requirements.txt
+#   4. mmengine, mmsegmentation and mmpretrain (--no-deps, see requirements.txt), then requirements.txt
 #   5. gdkd_seg itself, editable, and an import check
 # Every install is pinned by constraints.txt.
 set -euo pipefail
@@ -34,10 +34,10 @@ if [ "$(cat "$VENV/.mmcv-wheel" 2>/dev/null)" != "$wheel" ]; then
     echo "$wheel" > "$VENV/.mmcv-wheel"
 fi
 
-log "mmengine, mmsegmentation and requirements.txt"
+log "mmengine, mmsegmentation, mmpretrain and requirements.txt"
 log "(pip may report that mmcv/mmengine require opencv-python: expected, opencv-python-headless provides cv2)"
-"${PIP[@]}" --quiet --no-deps mmengine mmsegmentation
+"${PIP[@]}" --quiet --no-deps mmengine mmsegmentation mmpretrain
 "${PIP[@]}" --quiet -r requirements.txt
 "${PIP[@]}" --quiet --no-deps --no-build-isolation -e .
 
-"$VENV/bin/python" -c 'import mmcv.ops, mmseg.models, gdkd_seg; print("[setup_env] ok: torch", __import__("torch").__version__, "mmcv", mmcv.__version__, "mmseg", mmseg.__version__)'
+"$VENV/bin/python" -c 'import mmcv.ops, mmseg.models, mmpretrain, gdkd_seg; print("[setup_env] ok: torch", __import__("torch").__version__, "mmcv", mmcv.__version__, "mmseg", mmseg.__version__, "mmpretrain", mmpretrain.__version__)'

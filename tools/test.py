@@ -7,12 +7,11 @@ import os
 
 from mmengine.config import DictAction
 
-import gdkd_seg  # noqa: F401
-from gdkd_seg.apis import build_runner, check_data_roots, load_config
+from gdkd_seg import runner
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Test (and evaluate) a segmentor')
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a segmentor, a distiller or a classifier')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
@@ -29,34 +28,11 @@ def parse_args(argv=None):
     return args
 
 
-def enable_visualization(cfg, args):
-    hook = cfg.default_hooks.get('visualization')
-    if hook is None:
-        raise RuntimeError('--show/--show-dir need default_hooks.visualization=dict(type="SegVisualizationHook")')
-    hook['draw'] = True
-    if args.show:
-        hook.update(show=True, wait_time=args.wait_time)
-    if args.show_dir:
-        cfg.visualizer['save_dir'] = args.show_dir
-
-
 def main(argv=None):
     args = parse_args(argv)
-    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
-    cfg.load_from = args.checkpoint
-    if args.show or args.show_dir:
-        enable_visualization(cfg, args)
-    if args.tta:
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
-    if args.out is not None:
-        cfg.test_evaluator['output_dir'] = args.out
-        cfg.test_evaluator['keep_results'] = True
-    if not os.path.isfile(args.checkpoint):
-        raise FileNotFoundError(f'Checkpoint not found: {args.checkpoint}')
-    check_data_roots(cfg, ('test_dataloader',))
-    return build_runner(cfg).test()
+    return runner.test(args.config, args.checkpoint, args.cfg_options, work_dir=args.work_dir, out=args.out,
+                       show=args.show, show_dir=args.show_dir, wait_time=args.wait_time, tta=args.tta,
+                       launcher=args.launcher)
 
 
 if __name__ == '__main__':

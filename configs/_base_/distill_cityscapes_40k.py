@@ -16,6 +16,8 @@ optim_wrapper = dict(optimizer=dict(lr=0.02))
 default_hooks = dict(checkpoint=dict(max_keep_ckpts=2, save_best='mIoU'))
 custom_hooks = [dict(type='DistillerHook', warmup_iters=0)]
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+# Loss terms, mIoU and the partition hook's pictures go to TensorBoard too: tensorboard --logdir work_dirs
+visualizer = dict(vis_backends=[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])
 
 # MMSeg model zoo: DeepLabV3-R101-D8, 512x1024, 40k iterations (77.12 mIoU). Without internet, download it
 # elsewhere and pass --cfg-options model.teacher_checkpoint=/path/to/file.pth

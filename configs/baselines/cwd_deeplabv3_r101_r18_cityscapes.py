@@ -1,8 +1,6 @@
-# Baseline: CWD, MMRazor's Cityscapes setting: tau=1, weight 5, decode head only; DeepLabV3-R101-D8 teacher -> DeepLabV3-R18-D8 student, same schedule as GDKD.
+# Baseline: CWD, MMRazor's Cityscapes setting: tau=1, weight 5, decode head only; DeepLabV3-R101-D8 teacher ->
+# DeepLabV3-R18-D8 student, same schedule as GDKD.
 _base_ = '../gdkd_deeplabv3_r101_r18_cityscapes.py'
 
-loss = dict(type='CWDLoss', tau=1.0)
-model = dict(distill_losses=[
-    dict(name='decode', student='decode_head.conv_seg', teacher='decode_head.conv_seg',
-         loss=dict(loss, loss_weight=5.0)),
-])
+model = dict(distill_losses=dict(decode=dict(loss=dict(_delete_=True, type='CWDLoss', tau=1.0, loss_weight=5.0)),
+                                 aux=None))

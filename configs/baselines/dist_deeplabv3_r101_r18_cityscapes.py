@@ -1,10 +1,7 @@
-# Baseline: DIST, beta=gamma=tau=1; DeepLabV3-R101-D8 teacher -> DeepLabV3-R18-D8 student, same schedule as GDKD.
+# Baseline: DIST, beta=gamma=tau=1; DeepLabV3-R101-D8 teacher -> DeepLabV3-R18-D8 student, same schedule and
+# head weights (decode 1, auxiliary 0.4) as GDKD.
 _base_ = '../gdkd_deeplabv3_r101_r18_cityscapes.py'
 
-loss = dict(type='DISTLoss', beta=1.0, gamma=1.0, tau=1.0)
-model = dict(distill_losses=[
-    dict(name='decode', student='decode_head.conv_seg', teacher='decode_head.conv_seg',
-         loss=dict(loss, loss_weight=1.0)),
-    dict(name='aux', student='auxiliary_head.conv_seg', teacher='auxiliary_head.conv_seg',
-         loss=dict(loss, loss_weight=0.4)),
-])
+dist = dict(_delete_=True, type='DISTLoss', beta=1.0, gamma=1.0, tau=1.0)
+model = dict(distill_losses=dict(decode=dict(loss=dict(dist, loss_weight=1.0)),
+                                 aux=dict(loss=dict(dist, loss_weight=0.4))))

@@ -6,3 +6,4 @@ optim_wrapper = dict(optimizer=dict(lr=0.02))
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=40000, by_epoch=False)]
 train_cfg = dict(max_iters=40000)
 default_hooks = dict(checkpoint=dict(max_keep_ckpts=2, save_best='mIoU'))
+visualizer = dict(vis_backends=[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])

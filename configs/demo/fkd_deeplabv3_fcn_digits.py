@@ -5,10 +5,13 @@
 #   python tools/rank_teacher_layers.py configs/demo/fkd_deeplabv3_fcn_digits.py TEACHER.pth --num-images 64
 _base_ = './_base_/distill.py'
 
-fkd = dict(type='FeatureKDLoss', loss_weight=1.0, detach_head_input=True)
-model = dict(distill_losses=[
-    dict(name='layer2', student='backbone.layer2', teacher='backbone.layer2', loss=fkd,
-         connector=dict(type='FeatureProjector', in_channels=32, out_channels=64)),
-    dict(name='layer3', student='backbone.layer3', teacher='backbone.layer4', loss=fkd,
-         connector=dict(type='FeatureProjector', in_channels=64, out_channels=256)),
-])
+demo_method = dict(key='FKD', label='feature-only KD', order=7, default=False)
+fkd = dict(type='FeatureKDLoss', loss_weight=1.0)
+model = dict(
+    detach_head_input=True,
+    distill_losses=dict(
+        _delete_=True,
+        layer2=dict(student='backbone.layer2', teacher='backbone.layer2', loss=fkd,
+                    connector=dict(type='FeatureProjector', in_channels=32, out_channels=64)),
+        layer3=dict(student='backbone.layer3', teacher='backbone.layer4', loss=fkd,
+                    connector=dict(type='FeatureProjector', in_channels=64, out_channels=256))))

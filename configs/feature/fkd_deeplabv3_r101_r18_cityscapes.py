@@ -2,13 +2,15 @@
 # Cityscapes, same schedule as GDKD. The R18 backbone learns only from the MSE between each stage (through a
 # bias-free 1x1 projector to R101's channels) and the teacher's same stage, the larger map average-pooled to
 # the smaller; the decode and auxiliary heads learn from cross-entropy on detached backbone features
-# (FeatureKDLoss(detach_head_input=True)). To pick other teacher layers, rank them by knowledge quality:
+# (detach_head_input=True). To pick other teacher layers, rank them by knowledge quality:
 #   python tools/rank_teacher_layers.py configs/feature/fkd_deeplabv3_r101_r18_cityscapes.py TEACHER.pth
 _base_ = '../gdkd_deeplabv3_r101_r18_cityscapes.py'
 
-fkd = dict(type='FeatureKDLoss', loss_weight=1.0, detach_head_input=True)
-model = dict(distill_losses=[
-    dict(name=f'layer{i}', student=f'backbone.layer{i}', teacher=f'backbone.layer{i}', loss=fkd,
-         connector=dict(type='FeatureProjector', in_channels=64 * 2**(i - 1), out_channels=256 * 2**(i - 1)))
-    for i in (1, 2, 3, 4)
-])
+model = dict(
+    detach_head_input=True,
+    distill_losses=dict(_delete_=True, **{
+        f'layer{i}': dict(student=f'backbone.layer{i}', teacher=f'backbone.layer{i}',
+                          loss=dict(type='FeatureKDLoss', loss_weight=1.0),
+                          connector=dict(type='FeatureProjector', in_channels=64 * 2**(i - 1),
+                                         out_channels=256 * 2**(i - 1)))
+        for i in (1, 2, 3, 4)}))

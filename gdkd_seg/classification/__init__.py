@@ -1,10 +1,8 @@
-"""Classification (backbone pretraining): classifiers, datasets, transforms and the accuracy metric,
-registered in MMSegmentation's registries; the distiller is ``gdkd_seg.models.ClsDistiller``."""
-from .datasets import CIFAR100Dataset, DigitsClsDataset, ImageFolderDataset, InMemoryClsDataset
-from .metric import Accuracy
-from .models import ImageClassifier, LinearClsHead, pack_predictions, stack_labels, torchvision_classifier
-from .transforms import PackClsInputs, TorchvisionTransform
+"""Classification (backbone pretraining) on mmpretrain: its classifier, heads, datasets (ImageNet,
+CIFAR-100, folders), transforms and accuracy metric; ours are the digits data set, the torchvision teacher
+and the distiller (``gdkd_seg.models.ClsDistiller``), registered in mmpretrain's registries so that the
+classification configs run with ``default_scope='mmpretrain'``."""
+from .digits import DigitsClsDataset
+from .torchvision_teacher import torchvision_classifier
 
-__all__ = ['CIFAR100Dataset', 'DigitsClsDataset', 'ImageFolderDataset', 'InMemoryClsDataset', 'Accuracy',
-           'ImageClassifier', 'LinearClsHead', 'pack_predictions', 'stack_labels', 'torchvision_classifier',
-           'PackClsInputs', 'TorchvisionTransform']
+__all__ = ['DigitsClsDataset', 'torchvision_classifier']

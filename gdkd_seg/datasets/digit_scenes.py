@@ -31,10 +31,8 @@ PALETTE = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200
            [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212]]
 
 # Digits of 28-38 px keep their strokes several pixels wide, so that models with 1/8-resolution logits
-# (8x8 for a 64x64 scene) can follow the handwriting: the true class shares of each 8x8 cell, upsampled
-# bilinearly, score 72 mIoU on the val scenes (tools/resolution_ceiling.py). 8000 train scenes: with 2000,
-# the demo teacher reached 58 val mIoU (80 on its train scenes) against 64 with 8000, for the same 1500
-# iterations.
+# (8x8 for a 64x64 scene) can follow the handwriting (tools/resolution_ceiling.py measures how well they
+# can at best). How the sizes and the 8,000 train scenes were chosen: docs/demo.md.
 DEFAULT_SETTINGS = dict(seed=0, size=64, num_train=8000, num_val=400, val_fraction=0.3,
                         num_digits=(1, 3), digit_size=(28, 38), ink_threshold=0.3, max_overlap=0.15,
                         num_clutter=(0, 3), noise_std=(3.0, 10.0))

@@ -3,6 +3,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.utils import ProgressBar
 
+from mmpretrain.registry import HOOKS as MMPRETRAIN_HOOKS
+
 from mmseg.registry import HOOKS
 
 
@@ -10,6 +12,7 @@ def _unwrap(model):
     return model.module if is_model_wrapper(model) else model
 
 
+@MMPRETRAIN_HOOKS.register_module()  # the classification configs run in mmpretrain's scope
 @HOOKS.register_module()
 class DistillerHook(Hook):
     """Linear warm-up of every distillation loss over the first ``warmup_iters`` iterations (or

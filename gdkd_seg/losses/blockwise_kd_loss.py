@@ -1,13 +1,14 @@
 """Block-wise logit distillation with stepping stones (Yu et al., arXiv 2411.01547)."""
-from typing import Dict, Optional, Union
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmseg.registry import MODELS
 from .kd_loss import kd_per_position
-from .utils import LogitDistillLoss, check_non_negative, check_positive, masked_mean
+from .base import LogitDistillLoss, check_non_negative, check_positive
+from .functional import flatten_logits_and_labels, masked_mean
 
 
 def stone_cross_entropy(logits: Tensor, gt: Tensor, ignore_index: Optional[int]) -> Tensor:
@@ -24,11 +25,11 @@ def stone_cross_entropy(logits: Tensor, gt: Tensor, ignore_index: Optional[int])
 class BlockwiseKDLoss(LogitDistillLoss):
     r"""Block-wise logit distillation: KD for the student and for stepping-stone networks.
 
-    Stepping stone :math:`N_i` (see :class:`~gdkd_seg.models.SteppingStones`) runs the student's stages
-    1..i, a connector and the teacher's remaining stages and head; :math:`w_i = 2^{-(n-i)}`. With
-    :math:`z_s, z_t, z_i` the student's, teacher's and stones' logits, :math:`\bar z` the mean of the
-    stones' logits (a fixed target) and :math:`KD(a, b) = T^2 KL(\mathrm{softmax}(b/T) \|
-    \mathrm{softmax}(a/T))` averaged over valid pixels:
+    Stepping stone :math:`N_i` runs the student's stages 1..i, a connector and the teacher's remaining stages
+    and head (:class:`~gdkd_seg.models.SteppingStones`, a distiller component); its logits arrive as
+    ``stones``, pairs ``(w_i, z_i)`` with :math:`w_i = 2^{-(n-i)}`. With :math:`z_s, z_t` the student's and
+    teacher's logits, :math:`\bar z` the mean of the stones' logits (a fixed target) and
+    :math:`KD(a, b) = T^2 KL(\mathrm{softmax}(b/T) \| \mathrm{softmax}(a/T))` averaged over valid pixels:
 
     .. math::
         L = \alpha \sum_i w_i CE(z_i, y)
@@ -36,14 +37,16 @@ class BlockwiseKDLoss(LogitDistillLoss):
           + \gamma [KD(z_s, \bar z) + \sum_i w_i KD(z_i, \bar z)]
 
     multiplied by ``loss_weight``. The student's own cross-entropy stays the student's decode-head loss.
-    Gradients reach the connectors and the student's stages through the frozen teacher.
+    Gradients reach the connectors and the student's stages through the frozen teacher's layers.
 
-    Use it on the decode-head logits: ``dict(name='blockwise', student='decode_head.conv_seg',
-    teacher='decode_head.conv_seg', loss=dict(type='BlockwiseKDLoss', ...))``; the distiller hands the
-    networks to the stones (``bind_models``).
+    Declared on the decode-head logits, with the stones' logits as an extra input::
+
+        components=dict(stepping_stones=dict(type='SteppingStones', stones=[1, 2, 3])),
+        distill_losses=dict(blockwise=dict(
+            student='decode_head.conv_seg', teacher='decode_head.conv_seg',
+            extra_inputs=dict(stones='stepping_stones'), loss=dict(type='BlockwiseKDLoss')))
 
     Args:
-        stepping_stones (dict | nn.Module): ``dict(type='SteppingStones', stones=[1, 2, 3], ...)``.
         alpha, beta, gamma (float): weights of the stones' task, the distillation and the cross terms.
         temperature (float): T of the KD and cross terms.
         loss_weight (float): multiplier of the whole loss.
@@ -52,48 +55,47 @@ class BlockwiseKDLoss(LogitDistillLoss):
         loss_name (str): name of the loss item.
     """
 
-    def __init__(self, stepping_stones: Union[dict, nn.Module] = dict(type='SteppingStones'),
-                 alpha: float = 1.0, beta: float = 1.0, gamma: float = 1.0, temperature: float = 1.0,
+    def __init__(self, alpha: float = 1.0, beta: float = 1.0, gamma: float = 1.0, temperature: float = 1.0,
                  loss_weight: float = 1.0, ignore_index: Optional[int] = 255, resize_mode: str = 'logits',
                  loss_name: str = 'loss_blockwise'):
         super().__init__(loss_weight, loss_name, ignore_index, resize_mode)
-        self.stepping_stones = (stepping_stones if isinstance(stepping_stones, nn.Module)
-                                else MODELS.build(stepping_stones))
         self.alpha = check_non_negative('alpha', alpha)
         self.beta = check_non_negative('beta', beta)
         self.gamma = check_non_negative('gamma', gamma)
         self.temperature = check_positive('temperature', temperature)
 
-    def bind_models(self, student: nn.Module, teacher: nn.Module) -> None:
-        """Called by the distiller: the stones need the networks themselves."""
-        self.stepping_stones.bind_models(student, teacher)
-
     def _kd(self, student_logits: Tensor, target_logits: Tensor, gt: Tensor) -> Tensor:
-        zs, zt, _ = self.flatten(student_logits, target_logits, gt)
-        kd = kd_per_position(zs, zt, self.temperature)['kd']
+        zs, zt, _, valid = flatten_logits_and_labels(student_logits, target_logits, gt, self.ignore_index,
+                                                     self.resize_mode)
+        kd = kd_per_position(zs[valid], zt[valid], self.temperature)['kd']
         return masked_mean(kd, kd.shape[0])
 
-    def forward_terms(self, student_logits: Tensor, teacher_logits: Tensor,
-                      gt: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        """Returns ``{'task', 'kd', 'cross'}``, weighted scalars (stones computed from the latest forward)."""
+    def forward_terms(self, student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor] = None,
+                      stones: Sequence[Tuple[float, Tensor]] = ()) -> Dict[str, Tensor]:
+        """Returns ``{'task', 'kd', 'cross'}``, weighted scalars."""
         if gt is None:
-            raise ValueError('BlockwiseKDLoss needs the labels (gt) for the stepping stones\' task loss')
+            raise ValueError("BlockwiseKDLoss needs the labels (gt) for the stepping stones' task loss")
+        if not stones:
+            raise ValueError('BlockwiseKDLoss needs the stepping stones\' logits: declare '
+                             "components=dict(stepping_stones=dict(type='SteppingStones', ...)) and "
+                             "extra_inputs=dict(stones='stepping_stones') in its distill_losses entry")
         if gt.dim() == 4 and gt.shape[1] == 1:
             gt = gt[:, 0]
-        stones = self.stepping_stones()
-        weights = self.stepping_stones.stone_weights
-        for i, logits in stones.items():
+        for i, (_, logits) in enumerate(stones):
             if logits.shape[:2] != teacher_logits.shape[:2]:
                 raise ValueError(f'stepping stone {i} gives logits {tuple(logits.shape)}, the teacher '
-                                 f'{tuple(teacher_logits.shape)}: is the teacher bound to these stones?')
-        target = torch.stack([z.float() for z in stones.values()]).mean(0).detach()
-        task = sum(weights[i] * stone_cross_entropy(z, gt, self.ignore_index) for i, z in stones.items())
+                                 f'{tuple(teacher_logits.shape)}: do the stones run this teacher?')
+        target = torch.stack([z.float() for _, z in stones]).mean(0).detach()
+        task = sum(w * stone_cross_entropy(z, gt, self.ignore_index) for w, z in stones)
         kd = self._kd(student_logits, teacher_logits, gt) + sum(
-            weights[i] * self._kd(z, teacher_logits, gt) for i, z in stones.items())
-        cross = self._kd(student_logits, target, gt) + sum(
-            weights[i] * self._kd(z, target, gt) for i, z in stones.items())
+            w * self._kd(z, teacher_logits, gt) for w, z in stones)
+        cross = self._kd(student_logits, target, gt) + sum(w * self._kd(z, target, gt) for w, z in stones)
         scale = self.loss_weight
         return dict(task=scale * self.alpha * task, kd=scale * self.beta * kd, cross=scale * self.gamma * cross)
+
+    def forward(self, student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor] = None,
+                stones: Sequence[Tuple[float, Tensor]] = ()) -> Tensor:
+        return sum(self.forward_terms(student_logits, teacher_logits, gt, stones).values())
 
     def extra_repr(self) -> str:
         return (f'alpha={self.alpha}, beta={self.beta}, gamma={self.gamma}, '

@@ -4,8 +4,8 @@ from typing import Dict, Optional
 from torch import Tensor
 
 from mmseg.registry import MODELS
-from .utils import (LogitDistillLoss, align_logits_and_labels,
-                    check_positive, grouped_kl)
+from .base import LogitDistillLoss, check_positive
+from .functional import align_logits_and_labels, grouped_kl
 
 
 def cwd_per_channel(student_maps: Tensor, teacher_maps: Tensor, valid: Tensor,

@@ -5,7 +5,7 @@ from typing import Dict, Optional
 from torch import Tensor
 
 from mmseg.registry import MODELS
-from .utils import LogitDistillLoss, check_non_negative, check_positive
+from .base import LogitDistillLoss, check_non_negative, check_positive
 
 
 def pearson_correlation(a: Tensor, b: Tensor, dim: int,
@@ -75,10 +75,8 @@ class DISTLoss(LogitDistillLoss):
         self.gamma = check_non_negative('gamma', gamma)
         self.tau = check_positive('tau', tau)
 
-    def forward_terms(self, student_logits: Tensor, teacher_logits: Tensor,
-                      gt: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        """Returns ``{'inter', 'intra'}``, each a weighted scalar."""
-        zs, zt, _ = self.flatten(student_logits, teacher_logits, gt)
+    def plain_terms(self, zs: Tensor, zt: Tensor, labels: Optional[Tensor]) -> Dict[str, Tensor]:
+        """``{'inter', 'intra'}``, each a weighted scalar (not a mean of per-row terms)."""
         terms = dist_terms(zs, zt, self.tau)
         return dict(inter=self.loss_weight * self.beta * terms['inter'],
                     intra=self.loss_weight * self.gamma * terms['intra'])

@@ -4,9 +4,9 @@ from typing import Dict, Optional
 from torch import Tensor
 
 from mmseg.registry import MODELS
-from .fused import fusable, fused_dkd_terms, fused_inputs
-from .utils import (LogitDistillLoss, check_non_negative, check_positive,
-                    grouped_kl)
+from .base import LogitDistillLoss, check_non_negative, check_positive
+from .functional import grouped_kl
+from .fused import fused_dkd_terms
 
 
 def dkd_group_ids(labels: Tensor, num_classes: int) -> Tensor:
@@ -51,44 +51,25 @@ class DKDLoss(LogitDistillLoss):
         fused (bool): fused loss and gradient (default; see GDKDLoss).
     """
 
-    def __init__(self, alpha: float = 1.0, beta: float = 2.0,
-                 temperature: float = 1.0, loss_weight: float = 1.0,
-                 ignore_index: Optional[int] = 255,
-                 resize_mode: str = 'logits', loss_name: str = 'loss_dkd',
-                 teacher_scaling: Optional[dict] = None, fused: bool = True):
-        super().__init__(loss_weight, loss_name, ignore_index, resize_mode,
-                         teacher_scaling)
+    needs_labels = True
+
+    def __init__(self, alpha: float = 1.0, beta: float = 2.0, temperature: float = 1.0,
+                 loss_weight: float = 1.0, ignore_index: Optional[int] = 255, resize_mode: str = 'logits',
+                 loss_name: str = 'loss_dkd', teacher_scaling: Optional[dict] = None, fused: bool = True):
+        super().__init__(loss_weight, loss_name, ignore_index, resize_mode, teacher_scaling, fused)
         self.alpha = check_non_negative('alpha', alpha)
         self.beta = check_non_negative('beta', beta)
         self.temperature = check_positive('temperature', temperature)
-        self.fused = bool(fused)
 
-    def forward_terms(self, student_logits: Tensor, teacher_logits: Tensor,
-                      gt: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        """Returns ``{'tckd', 'nckd'}``, each a weighted scalar."""
-        if gt is None:
-            raise ValueError('DKD needs labels: pass gt, (N, H, W) '
-                             'segmentation labels or (N,) class labels')
-        if fusable(self, student_logits, teacher_logits):
-            zs, zt, labels, valid = fused_inputs(self, student_logits,
-                                                 teacher_logits, gt)
-            return fused_dkd_terms(zs, zt, labels, valid, self.alpha,
-                                   self.beta, self.temperature,
-                                   self.loss_weight,
-                                   ignore_index=self.ignore_index)
-        zs, zt, labels = self.flatten(student_logits, teacher_logits, gt)
-        num_classes = zs.shape[1]
-        if labels.numel() and (labels.min() < 0
-                               or labels.max() >= num_classes):
-            raise ValueError(
-                f'DKD labels must lie in [0, {num_classes}) outside '
-                f'ignore_index={self.ignore_index}, got values in '
-                f'[{int(labels.min())}, {int(labels.max())}]')
-        per_position = dkd_per_position(zs, zt, labels, self.alpha, self.beta,
-                                        self.temperature)
-        return self.weighted_means(per_position)
+    def per_position(self, zs: Tensor, zt: Tensor, labels: Optional[Tensor]) -> Dict[str, Tensor]:
+        """``{'tckd', 'nckd'}`` per valid row."""
+        return dkd_per_position(zs, zt, labels, self.alpha, self.beta, self.temperature)
+
+    def fused_terms(self, student: Tensor, teacher: Tensor, labels: Optional[Tensor],
+                    valid: Optional[Tensor]) -> Dict[str, Tensor]:
+        return fused_dkd_terms(student, teacher, labels, valid, self.alpha, self.beta, self.temperature,
+                               self.loss_weight)
 
     def extra_repr(self) -> str:
-        return (f'alpha={self.alpha}, beta={self.beta}, '
-                f'temperature={self.temperature}, fused={self.fused}, '
-                + super().extra_repr())
+        return (f'alpha={self.alpha}, beta={self.beta}, temperature={self.temperature}, '
+                f'fused={self.fused}, ' + super().extra_repr())

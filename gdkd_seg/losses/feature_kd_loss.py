@@ -6,8 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmseg.registry import MODELS
-from ..models.feature_only import detach_head_input
-from .utils import check_non_negative
+from .base import check_non_negative
 
 
 def pool_to_common_size(student: Tensor, teacher: Tensor) -> Tuple[Tensor, Tensor]:
@@ -34,26 +33,23 @@ class FeatureKDLoss(nn.Module):
     in_channels=Cs, out_channels=Ct)`` (a 1x1 conv without bias commutes with average pooling, so
     projecting before pooling is the same as after).
 
-    With ``detach_head_input=True`` (the default: feature-only KD) the distiller's student is set up so
-    that its heads train on detached backbone features: the backbone learns from the feature losses only.
+    Feature-only KD (the backbone learns from the feature losses alone) is the distiller's
+    ``detach_head_input=True``: the student's heads then train on detached backbone features.
 
     Args:
         loss_weight (float): multiplier of the loss.
-        detach_head_input (bool): train the student's heads on detached backbone features (see
-            :func:`gdkd_seg.models.feature_only.detach_head_input`).
         loss_name (str): name of the loss item.
     """
 
-    def __init__(self, loss_weight: float = 1.0, detach_head_input: bool = True, loss_name: str = 'loss_feat'):
+    def __init__(self, loss_weight: float = 1.0, loss_name: str = 'loss_feat', **kwargs):
         super().__init__()
+        if 'detach_head_input' in kwargs:
+            raise ValueError('FeatureKDLoss no longer takes detach_head_input: the distiller detaches the '
+                             "student's head input, set model.detach_head_input=True (feature-only KD)")
+        if kwargs:
+            raise TypeError(f'FeatureKDLoss got unexpected arguments {sorted(kwargs)}')
         self.loss_weight = check_non_negative('loss_weight', loss_weight)
-        self.detach_head_input = detach_head_input
         self._loss_name = loss_name
-
-    def bind_models(self, student: nn.Module, teacher: nn.Module) -> None:
-        """Called by the distiller when it is built."""
-        if self.detach_head_input:
-            detach_head_input(student)
 
     def forward_terms(self, student_feats: Tensor, teacher_feats: Tensor,
                       gt: Optional[Tensor] = None) -> Dict[str, Tensor]:
@@ -78,4 +74,4 @@ class FeatureKDLoss(nn.Module):
         return self._loss_name
 
     def extra_repr(self) -> str:
-        return f'loss_weight={self.loss_weight}, detach_head_input={self.detach_head_input}'
+        return f'loss_weight={self.loss_weight}'

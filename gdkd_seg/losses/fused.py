@@ -49,8 +49,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .utils import (align_logits_and_labels, grouped_kl,
-                    topk_partition_mask)
+from .functional import grouped_kl, topk_partition_mask
 
 # Smaller inputs run eager: compiling costs seconds once and saves little.
 COMPILE_MIN_NUMEL = 1 << 20
@@ -86,18 +85,13 @@ def _topk_partition_kernel(teacher: Tensor, k: int,
 
 def _label_partition_kernel(labels: Tensor, valid: Optional[Tensor],
                             dtype: torch.dtype) -> Tuple[Tensor, ...]:
-    """DKD's partition and bookkeeping: the labels as int32 (0 where not
-    valid; int32 compares vectorize as wide as float32), ``include`` (1.0
-    where valid), the number of valid positions and the smallest and
-    largest valid label."""
+    """DKD's partition and bookkeeping: the labels as int32 (0 where not valid; int32 compares vectorize
+    as wide as float32), ``include`` (1.0 where valid) and the number of valid positions."""
     if valid is None:
         valid = torch.ones_like(labels, dtype=torch.bool)
-    big = torch.iinfo(labels.dtype).max
     include = valid.to(dtype)
-    partition = torch.where(valid, labels, 0).clamp(-1, 2**31 - 1)
-    return (partition.to(torch.int32), include, include.sum(),
-            torch.where(valid, labels, big).min(),
-            torch.where(valid, labels, -big).max())
+    partition = torch.where(valid, labels, 0).to(torch.int32)
+    return partition, include, include.sum()
 
 
 def _in_group_a(zt: Tensor, partition: Tensor) -> Tensor:
@@ -165,33 +159,23 @@ def _two_group_stats(zs: Tensor, zt: Tensor, partition: Tensor,
             log_bs_b.exp() - bt_b)
 
 
-def _forward_kernel(zs: Tensor, zt: Tensor, group_a, valid: Optional[Tensor],
-                    inv_t: float) -> Tuple[Optional[Tensor], ...]:
-    """Partition and statistics in one compiled call. ``group_a``: ``k``
-    (the teacher's top-k), integer labels or a float threshold, ``(N, 1,
-    ...)``; ``valid``: bool ``(N, 1, ...)`` or None.
+def _forward_kernel(zs: Tensor, zt: Tensor, topk: Optional[int], labels: Optional[Tensor],
+                    valid: Optional[Tensor], inv_t: float) -> Tuple[Optional[Tensor], ...]:
+    """Partition and statistics in one compiled call. Group A is the teacher's ``topk`` classes (GDKD) or
+    the class of ``labels`` (DKD, integer ``(N, 1, ...)``, valid wherever ``valid``); ``valid``: bool
+    ``(N, 1, ...)`` or None.
 
-    Returns ``(stats, partition, include, num_valid, tied, num_tied,
-    lowest, highest)``: :func:`_two_group_stats`; the threshold or labels
-    used; the 0/1 positions counted; their number; for top-k, the 0/1
-    positions with ties across the boundary (left out of ``include``) and
-    their number; for labels, the smallest and largest valid label. Not
-    applicable entries are None."""
-    tied = num_tied = lowest = highest = None
-    if isinstance(group_a, int):
-        partition, include, tied, num_valid, num_tied = \
-            _topk_partition_kernel(zt, group_a, valid)
-    elif not group_a.is_floating_point():
-        partition, include, num_valid, lowest, highest = \
-            _label_partition_kernel(group_a, valid, zs.dtype)
+    Returns ``(stats, partition, include, num_valid, tied, num_tied)``: :func:`_two_group_stats`; the
+    threshold (top-k) or int32 labels used; the 0/1 positions counted and their number; for top-k, the
+    0/1 positions with ties across the boundary (left out of ``include``) and their number (None for
+    labels)."""
+    tied = num_tied = None
+    if labels is None:
+        partition, include, tied, num_valid, num_tied = _topk_partition_kernel(zt, topk, valid)
     else:
-        partition = group_a
-        include = (torch.ones_like(group_a, dtype=zs.dtype) if valid is None
-                   else valid.to(zs.dtype))
-        num_valid = include.sum()
+        partition, include, num_valid = _label_partition_kernel(labels, valid, zs.dtype)
     stats = _two_group_stats(zs, zt, partition, include, inv_t)
-    return (stats, partition, include, num_valid, tied, num_tied, lowest,
-            highest)
+    return stats, partition, include, num_valid, tied, num_tied
 
 
 def _backward_kernel(zs: Tensor, zt: Tensor, partition: Tensor,
@@ -263,79 +247,49 @@ def _run(kernel, use_compile: bool, *args):
 
 
 # ----------------------------------------------------------------------------
-# partitions
+# the autograd Function
 # ----------------------------------------------------------------------------
-def topk_threshold(teacher_logits: Tensor, k: int,
-                   backend: str = 'auto') -> Tuple[Tensor, Tensor]:
-    """The teacher's top-k classes as a threshold: ``(kth, tied)``.
+def topk_threshold(teacher_logits: Tensor, k: int, backend: str = 'auto') -> Tuple[Tensor, Tensor]:
+    """The teacher's top-k classes as a threshold: ``(kth, tied)``, for ``1 <= k < C``.
 
-    ``kth`` ``(N, ...)``: class i of a position is in the top group iff
-    ``teacher_i >= kth``, which is :func:`topk_partition_mask`'s partition
-    wherever ``tied`` ``(N, ...)`` is False. Where it is True, ties across
-    the top-k boundary make more than k classes reach ``kth``; only
-    ``torch.topk``'s tie breaking (:func:`topk_partition_mask`) decides
-    there. Costs k max-reductions instead of a sort.
+    ``kth`` ``(N, ...)``: class i of a position is in the top group iff ``teacher_i >= kth``, which is
+    :func:`~gdkd_seg.losses.functional.topk_partition_mask`'s partition wherever ``tied`` ``(N, ...)`` is
+    False. Where it is True, ties across the top-k boundary make more than k classes reach ``kth``; only
+    ``torch.topk``'s tie breaking decides there. Costs k max-reductions instead of a sort.
     """
     teacher = teacher_logits.detach()
-    num_classes = teacher.shape[1]
-    if not 1 <= k < num_classes:
-        raise ValueError(f'k must be in [1, {num_classes - 1}] for teacher '
-                         f'logits of shape {tuple(teacher.shape)}, got k={k}')
-    kth, _, tied, _, _ = _run(
-        _topk_partition_kernel,
-        _use_compile(check_backend(backend), teacher.numel()), teacher, k,
-        None)
+    kth, _, tied, _, _ = _run(_topk_partition_kernel, _use_compile(check_backend(backend), teacher.numel()),
+                              teacher, k, None)
     return kth.squeeze(1), tied.squeeze(1) > 0
 
 
-# ----------------------------------------------------------------------------
-# the autograd Function
-# ----------------------------------------------------------------------------
 class FusedTwoGroupKL(torch.autograd.Function):
-    """``(3,)`` tensor ``loss_weight * T^2 / count * (w0, wA, wB) * sums of
-    (KL(b_t||b_s), KL(q_t^A||q_s^A), KL(q_t^B||q_s^B))`` over the valid
-    positions (``count`` of them); differentiable w.r.t. the student logits
-    only.
+    """``(3,)`` tensor ``loss_weight * T^2 / count * (w0, wA, wB) * sums of (KL(b_t||b_s), KL(q_t^A||q_s^A),
+    KL(q_t^B||q_s^B))`` over the valid positions (``count`` of them); differentiable w.r.t. the student
+    logits only.
 
-    ``group_a`` is an int k (the teacher's top-k classes: a threshold, with
-    the positions whose ties cross it computed by the plain
-    :func:`grouped_kl` on :func:`topk_partition_mask`), integer labels
-    ``(N, 1, ...)`` (the label class), or a float threshold ``(N, 1,
-    ...)`` (the classes with ``teacher >=`` it). ``valid``: bool ``(N, 1,
-    ...)`` or None (all). ``ignore_index`` only serves the error message on
-    labels outside ``[0, C)``.
+    Group A is the teacher's ``topk`` largest classes (GDKD; a threshold, with the positions whose ties
+    cross it computed by the plain :func:`grouped_kl` on :func:`topk_partition_mask`), or, with
+    ``labels`` (integer ``(N, 1, ...)``, in ``[0, C)`` wherever valid), the label's class (DKD).
+    ``valid``: bool ``(N, 1, ...)`` or None (all).
     """
 
     @staticmethod
-    def forward(ctx, student: Tensor, teacher: Tensor, group_a,
-                valid: Optional[Tensor], weights: Tuple[float, float, float],
-                temperature: float, loss_weight: float, use_compile: bool,
-                ignore_index: Optional[int] = None) -> Tensor:
-        (stats, partition, include, num_valid, tied, num_tied, lowest,
-         highest) = _run(_forward_kernel, use_compile, student, teacher,
-                         group_a, valid, 1.0 / temperature)
-        count = int(num_valid)
-        num_classes = student.shape[1]
-        if lowest is not None and count and (lowest < 0
-                                             or highest >= num_classes):
-            raise ValueError(
-                f'DKD labels must lie in [0, {num_classes}) outside '
-                f'ignore_index={ignore_index}, got values in '
-                f'[{int(lowest)}, {int(highest)}]')
+    def forward(ctx, student: Tensor, teacher: Tensor, topk: Optional[int], labels: Optional[Tensor],
+                valid: Optional[Tensor], weights: Tuple[float, float, float], temperature: float,
+                loss_weight: float, use_compile: bool) -> Tensor:
+        stats, partition, include, num_valid, tied, num_tied = _run(
+            _forward_kernel, use_compile, student, teacher, topk, labels, valid, 1.0 / temperature)
         sums, *per_position = stats
         if tied is not None and num_tied > 0:
             tied = tied.squeeze(1) > 0
-            sums = sums + _tied_row_sums(student.movedim(1, -1)[tied],
-                                         teacher.movedim(1, -1)[tied],
-                                         group_a, temperature)
+            sums = sums + _tied_row_sums(student.movedim(1, -1)[tied], teacher.movedim(1, -1)[tied], topk,
+                                         temperature)
         else:
             tied = None
-        factors = sums.new_tensor(weights) * (loss_weight * temperature**2 /
-                                              max(count, 1))
-        ctx.save_for_backward(student, teacher, partition, include, factors,
-                              tied, *per_position)
-        ctx.temperature, ctx.use_compile = temperature, use_compile
-        ctx.topk = group_a if isinstance(group_a, int) else 0
+        factors = sums.new_tensor(weights) * (loss_weight * temperature**2 / max(int(num_valid), 1))
+        ctx.save_for_backward(student, teacher, partition, include, factors, tied, *per_position)
+        ctx.temperature, ctx.use_compile, ctx.topk = temperature, use_compile, topk
         return sums * factors
 
     @staticmethod
@@ -344,142 +298,54 @@ class FusedTwoGroupKL(torch.autograd.Function):
         nones = (None, ) * 8
         if not ctx.needs_input_grad[0]:
             return (None, ) + nones
-        (student, teacher, partition, include, factors, tied,
-         *per_position) = ctx.saved_tensors
+        student, teacher, partition, include, factors, tied, *per_position = ctx.saved_tensors
         # d out / d s_i = w_mass (p_s,i - b_t,G q_s,i) + w_G (q_s,i - q_t,i)
         #               = (w_mass (b_s,G - b_t,G) + w_G) q_s,i - w_G q_t,i
         # for class i in group G; and d s / d z = 1/T.
         inv_t = 1.0 / ctx.temperature
-        grad = _run(_backward_kernel, ctx.use_compile, student, teacher,
-                    partition, include, inv_t, *per_position,
-                    grad_out * factors * inv_t)
+        grad = _run(_backward_kernel, ctx.use_compile, student, teacher, partition, include, inv_t,
+                    *per_position, grad_out * factors * inv_t)
         if tied is not None:
-            rows = student.movedim(1, -1)[tied].detach().requires_grad_()
+            tied_rows = student.movedim(1, -1)[tied].detach().requires_grad_()
             with torch.enable_grad():
-                sums = _tied_row_sums(rows, teacher.movedim(1, -1)[tied],
-                                      ctx.topk, ctx.temperature)
-                row_grad, = torch.autograd.grad(
-                    (sums * grad_out * factors).sum(), rows)
-            grad.movedim(1, -1).index_put_((tied, ), row_grad,
-                                           accumulate=True)
+                sums = _tied_row_sums(tied_rows, teacher.movedim(1, -1)[tied], ctx.topk, ctx.temperature)
+                row_grad, = torch.autograd.grad((sums * grad_out * factors).sum(), tied_rows)
+            grad.movedim(1, -1).index_put_((tied, ), row_grad, accumulate=True)
         return (grad, ) + nones
 
 
-def fused_two_group_kl(student: Tensor, teacher: Tensor, partition: Tensor,
-                       valid: Optional[Tensor], weights: Sequence[float],
-                       temperature: float = 1.0, loss_weight: float = 1.0,
-                       backend: str = 'auto') -> Tensor:
-    """Weighted means of (mass KL, KL in A, KL in B) over the positions.
-
-    Args:
-        student, teacher: logits of one shape and floating dtype with the
-            classes along dim 1: ``(N, C, H, W)`` maps or ``(P, C)`` rows.
-        partition: group A of each position, shaped as ``student`` without
-            dim 1: a floating threshold (A = classes with ``teacher >=``
-            it) or an integer class (A = that class). Both groups must be
-            non-empty at the positions that count.
-        valid: bool mask of the positions that count (shape of
-            ``partition``); None: all.
-        weights: ``(w0, wA, wB)``.
-        temperature, loss_weight: T (the terms carry T^2), a multiplier.
-        backend: ``'auto'``, ``'compile'`` or ``'eager'`` (module docstring).
-
-    Returns:
-        A ``(3,)`` tensor, differentiable w.r.t. ``student``.
-    """
-    _check_pair(student, teacher)
-    positions = student.shape[:1] + student.shape[2:]
-    if partition.shape != positions or (valid is not None
-                                        and valid.shape != positions):
-        raise ValueError(
-            f'expected a partition and a valid mask of shape '
-            f'{tuple(positions)} for logits {tuple(student.shape)}, got '
-            f'{tuple(partition.shape)} and '
-            f'{None if valid is None else tuple(valid.shape)}')
-    if partition.is_floating_point():
-        partition = partition.to(teacher.dtype)
-    return FusedTwoGroupKL.apply(
-        student, teacher, partition.unsqueeze(1),
-        None if valid is None else valid.unsqueeze(1),
-        tuple(float(w) for w in weights), float(temperature),
-        float(loss_weight),
-        _use_compile(check_backend(backend), student.numel()))
-
-
-# ----------------------------------------------------------------------------
-# GDKD / DKD terms
-# ----------------------------------------------------------------------------
-def fusable(loss, student_logits: Tensor, teacher_logits: Tensor) -> bool:
-    """Whether ``loss`` (GDKDLoss / DKDLoss) takes its fused path here: it
-    was built with ``fused=True``, the teacher logits need no gradient and
-    there are two classes or more."""
-    return (loss.fused and not teacher_logits.requires_grad
-            and student_logits.dim() in (2, 4)
-            and student_logits.shape[1] >= 2)
-
-
-def fused_inputs(loss, student_logits: Tensor, teacher_logits: Tensor,
-                 gt: Optional[Tensor]):
-    """``(student, teacher, labels, valid)`` for the fused path.
-
-    Aligned ``(N, C, H, W)`` maps with ``(N, H, W)`` labels and validity
-    mask (no permute copies); with a ``teacher_scaling`` (which works on
-    rows), the loss's own valid ``(P, C)`` rows and ``valid=None``.
-    """
-    if getattr(loss, 'teacher_scaling', None) is None:
-        return align_logits_and_labels(student_logits, teacher_logits, gt,
-                                       loss.ignore_index, loss.resize_mode)
-    zs, zt, labels = loss.flatten(student_logits, teacher_logits, gt)
-    return zs, zt, labels, None
-
-
-def _check_pair(student: Tensor, teacher: Tensor) -> None:
+def _apply(student: Tensor, teacher: Tensor, topk: Optional[int], labels: Optional[Tensor],
+           valid: Optional[Tensor], weights: Sequence[float], temperature: float, loss_weight: float,
+           backend: str) -> Tensor:
     if teacher.shape != student.shape or teacher.dtype != student.dtype:
-        raise ValueError('expected student and teacher logits of one shape '
-                         f'and dtype, got {tuple(student.shape)} '
-                         f'{student.dtype} and {tuple(teacher.shape)} '
-                         f'{teacher.dtype}')
+        raise ValueError('expected student and teacher logits of one shape and dtype, got '
+                         f'{tuple(student.shape)} {student.dtype} and {tuple(teacher.shape)} {teacher.dtype}')
     if teacher.requires_grad:
-        raise ValueError('the fused loss gives no gradient to the teacher '
-                         'logits: detach them, or use the plain loss '
-                         '(fused=False)')
+        raise ValueError('the fused loss gives no gradient to the teacher logits: detach them, or use the '
+                         'plain loss (fused=False)')
+    return FusedTwoGroupKL.apply(
+        student, teacher, topk, None if labels is None else labels.unsqueeze(1),
+        None if valid is None else valid.unsqueeze(1), tuple(float(w) for w in weights), float(temperature),
+        float(loss_weight), _use_compile(check_backend(backend), student.numel()))
 
 
-def fused_gdkd_terms(student: Tensor, teacher: Tensor,
-                     valid: Optional[Tensor], topk: int,
-                     weights: Sequence[float], temperature: float = 1.0,
-                     loss_weight: float = 1.0,
+def fused_gdkd_terms(student: Tensor, teacher: Tensor, valid: Optional[Tensor], topk: int,
+                     weights: Sequence[float], temperature: float = 1.0, loss_weight: float = 1.0,
                      backend: str = 'auto') -> Dict[str, Tensor]:
-    """GDKD's ``{'high', 'top', 'other'}`` on aligned logits (``valid`` as
-    in :func:`fused_two_group_kl`)."""
-    _check_pair(student, teacher)
-    num_classes = student.shape[1]
-    if not 1 <= topk < num_classes:
-        raise ValueError(f'topk must be in [1, {num_classes - 1}] for '
-                         f'logits of shape {tuple(student.shape)}, got {topk}')
-    high, top, other = FusedTwoGroupKL.apply(
-        student, teacher, int(topk),
-        None if valid is None else valid.unsqueeze(1),
-        tuple(float(w) for w in weights), float(temperature),
-        float(loss_weight),
-        _use_compile(check_backend(backend), student.numel())).unbind()
+    """GDKD's ``{'high', 'top', 'other'}`` on aligned logits of one shape and dtype, classes along dim 1
+    (``(N, C, H, W)`` maps or ``(P, C)`` rows); ``valid``: bool, their shape without dim 1, or None;
+    ``1 <= topk < C``; ``weights`` = ``(w0, w1, w2)``; ``backend``: ``'auto'``, ``'compile'`` or
+    ``'eager'`` (module docstring)."""
+    high, top, other = _apply(student, teacher, int(topk), None, valid, weights, temperature, loss_weight,
+                              backend).unbind()
     return dict(high=high, top=top, other=other)
 
 
-def fused_dkd_terms(student: Tensor, teacher: Tensor, labels: Tensor,
-                    valid: Optional[Tensor], alpha: float, beta: float,
-                    temperature: float = 1.0, loss_weight: float = 1.0,
-                    backend: str = 'auto',
-                    ignore_index: Optional[int] = None) -> Dict[str, Tensor]:
-    """DKD's ``{'tckd', 'nckd'}`` on aligned logits: group A is the label.
-    Raises a ValueError when a valid position's label is outside
-    ``[0, C)`` (``ignore_index`` only serves the message)."""
-    _check_pair(student, teacher)
-    tckd, _, nckd = FusedTwoGroupKL.apply(
-        student, teacher, labels.unsqueeze(1),
-        None if valid is None else valid.unsqueeze(1),
-        (float(alpha), 0.0, float(beta)), float(temperature),
-        float(loss_weight),
-        _use_compile(check_backend(backend), student.numel()),
-        ignore_index).unbind()
+def fused_dkd_terms(student: Tensor, teacher: Tensor, labels: Tensor, valid: Optional[Tensor], alpha: float,
+                    beta: float, temperature: float = 1.0, loss_weight: float = 1.0,
+                    backend: str = 'auto') -> Dict[str, Tensor]:
+    """DKD's ``{'tckd', 'nckd'}`` on aligned logits (as :func:`fused_gdkd_terms`): group A is the label,
+    which must lie in ``[0, C)`` wherever ``valid``."""
+    tckd, _, nckd = _apply(student, teacher, None, labels, valid, (alpha, 0.0, beta), temperature, loss_weight,
+                           backend).unbind()
     return dict(tckd=tckd, nckd=nckd)

@@ -5,9 +5,9 @@ import torch
 from torch import Tensor
 
 from mmseg.registry import MODELS
-from .utils import (LogitDistillLoss, check_non_negative, check_positive,
-                    check_topk, check_topk_below_classes, grouped_kl,
-                    topk_partition_mask)
+from .base import (LogitDistillLoss, check_non_negative, check_positive, check_topk,
+                   check_topk_below_classes)
+from .functional import grouped_kl, topk_partition_mask
 
 
 def gdkd3_group_ids(teacher_logits: Tensor, topk: int) -> Tensor:
@@ -73,19 +73,14 @@ class GDKD3Loss(LogitDistillLoss):
         self.w2 = check_non_negative('w2', w2)
         self.temperature = check_positive('temperature', temperature)
 
-    def forward_terms(self, student_logits: Tensor, teacher_logits: Tensor,
-                      gt: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        """Returns ``{'high', 'top', 'other'}``, each a weighted scalar."""
-        zs, zt, _ = self.flatten(student_logits, teacher_logits, gt)
-        check_topk_below_classes('GDKD3', self.topk, student_logits,
-                                 teacher_logits)
-        per_position = gdkd3_per_position(zs, zt,
-                                          gdkd3_group_ids(zt, self.topk),
-                                          self.w0, self.w1, self.w2,
-                                          self.temperature)
-        return self.weighted_means(per_position)
+    def check_inputs(self, student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor]) -> None:
+        check_topk_below_classes('GDKD3', self.topk, student_logits, teacher_logits)
+
+    def per_position(self, zs: Tensor, zt: Tensor, labels: Optional[Tensor]) -> Dict[str, Tensor]:
+        """``{'high', 'top', 'other'}`` per valid row."""
+        return gdkd3_per_position(zs, zt, gdkd3_group_ids(zt, self.topk), self.w0, self.w1, self.w2,
+                                  self.temperature)
 
     def extra_repr(self) -> str:
-        return (f'topk={self.topk}, w0={self.w0}, w1={self.w1}, '
-                f'w2={self.w2}, temperature={self.temperature}, '
-                + super().extra_repr())
+        return (f'topk={self.topk}, w0={self.w0}, w1={self.w1}, w2={self.w2}, '
+                f'temperature={self.temperature}, ' + super().extra_repr())

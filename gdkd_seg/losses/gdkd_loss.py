@@ -4,10 +4,10 @@ from typing import Dict, Optional
 from torch import Tensor
 
 from mmseg.registry import MODELS
-from .fused import fusable, fused_gdkd_terms, fused_inputs
-from .utils import (LogitDistillLoss, check_non_negative, check_positive,
-                    check_topk, check_topk_below_classes, grouped_kl,
-                    topk_partition_mask)
+from .base import (LogitDistillLoss, check_non_negative, check_positive, check_topk,
+                   check_topk_below_classes)
+from .functional import grouped_kl, topk_partition_mask
+from .fused import fused_gdkd_terms
 
 
 def gdkd_group_ids(teacher_logits: Tensor, topk: int) -> Tensor:
@@ -66,41 +66,30 @@ class GDKDLoss(LogitDistillLoss):
             used when the teacher logits require grad).
     """
 
-    def __init__(self, topk: int = 3, w0: float = 1.0, w1: float = 1.0,
-                 w2: float = 2.0, temperature: float = 1.0,
-                 loss_weight: float = 1.0, ignore_index: Optional[int] = 255,
+    def __init__(self, topk: int = 3, w0: float = 1.0, w1: float = 1.0, w2: float = 2.0,
+                 temperature: float = 1.0, loss_weight: float = 1.0, ignore_index: Optional[int] = 255,
                  resize_mode: str = 'logits', loss_name: str = 'loss_gdkd',
                  teacher_scaling: Optional[dict] = None, fused: bool = True):
-        super().__init__(loss_weight, loss_name, ignore_index, resize_mode,
-                         teacher_scaling)
+        super().__init__(loss_weight, loss_name, ignore_index, resize_mode, teacher_scaling, fused)
         self.topk = check_topk(topk)
         self.w0 = check_non_negative('w0', w0)
         self.w1 = check_non_negative('w1', w1)
         self.w2 = check_non_negative('w2', w2)
         self.temperature = check_positive('temperature', temperature)
-        self.fused = bool(fused)
 
-    def forward_terms(self, student_logits: Tensor, teacher_logits: Tensor,
-                      gt: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        """Returns ``{'high', 'top', 'other'}``, each a weighted scalar."""
-        if fusable(self, student_logits, teacher_logits):
-            zs, zt, _, valid = fused_inputs(self, student_logits,
-                                            teacher_logits, gt)
-            check_topk_below_classes('GDKD', self.topk, student_logits,
-                                     teacher_logits)
-            return fused_gdkd_terms(zs, zt, valid, self.topk,
-                                    (self.w0, self.w1, self.w2),
-                                    self.temperature, self.loss_weight)
-        zs, zt, _ = self.flatten(student_logits, teacher_logits, gt)
-        check_topk_below_classes('GDKD', self.topk, student_logits,
-                                 teacher_logits)
-        per_position = gdkd_per_position(zs, zt,
-                                         gdkd_group_ids(zt, self.topk),
-                                         self.w0, self.w1, self.w2,
-                                         self.temperature)
-        return self.weighted_means(per_position)
+    def check_inputs(self, student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor]) -> None:
+        check_topk_below_classes('GDKD', self.topk, student_logits, teacher_logits)
+
+    def per_position(self, zs: Tensor, zt: Tensor, labels: Optional[Tensor]) -> Dict[str, Tensor]:
+        """``{'high', 'top', 'other'}`` per valid row."""
+        return gdkd_per_position(zs, zt, gdkd_group_ids(zt, self.topk), self.w0, self.w1, self.w2,
+                                 self.temperature)
+
+    def fused_terms(self, student: Tensor, teacher: Tensor, labels: Optional[Tensor],
+                    valid: Optional[Tensor]) -> Dict[str, Tensor]:
+        return fused_gdkd_terms(student, teacher, valid, self.topk, (self.w0, self.w1, self.w2),
+                                self.temperature, self.loss_weight)
 
     def extra_repr(self) -> str:
-        return (f'topk={self.topk}, w0={self.w0}, w1={self.w1}, '
-                f'w2={self.w2}, temperature={self.temperature}, '
-                f'fused={self.fused}, ' + super().extra_repr())
+        return (f'topk={self.topk}, w0={self.w0}, w1={self.w1}, w2={self.w2}, '
+                f'temperature={self.temperature}, fused={self.fused}, ' + super().extra_repr())

@@ -4,7 +4,8 @@ from typing import Dict, Optional
 from torch import Tensor
 
 from mmseg.registry import MODELS
-from .utils import LogitDistillLoss, check_positive, kl_per_row
+from .base import LogitDistillLoss, check_positive
+from .functional import kl_per_row
 
 
 def kd_per_position(zs: Tensor, zt: Tensor,
@@ -41,12 +42,9 @@ class KDLoss(LogitDistillLoss):
                          teacher_scaling)
         self.temperature = check_positive('temperature', temperature)
 
-    def forward_terms(self, student_logits: Tensor, teacher_logits: Tensor,
-                      gt: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        """Returns ``{'kd'}``, a weighted scalar."""
-        zs, zt, _ = self.flatten(student_logits, teacher_logits, gt)
-        per_position = kd_per_position(zs, zt, self.temperature)
-        return self.weighted_means(per_position)
+    def per_position(self, zs: Tensor, zt: Tensor, labels: Optional[Tensor]) -> Dict[str, Tensor]:
+        """``{'kd'}`` per valid row."""
+        return kd_per_position(zs, zt, self.temperature)
 
     def extra_repr(self) -> str:
         return f'temperature={self.temperature}, ' + super().extra_repr()

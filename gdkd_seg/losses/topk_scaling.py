@@ -72,10 +72,8 @@ class TopKScaling(nn.Module):
     appendix we could not read: linear scales from 1.5 down to 1.0,
     ``gt_scale=2.0`` and ``delta_coef=0.1`` are our reading of its
     description. ``k=5`` is the paper's classification value; the
-    segmentation configs of GDKD + TSM set ``k=3``, GDKD's own top-k: on the
-    digit-scenes demo (3 seeds) that gave 55.14 mIoU against 54.11 with
-    ``k=5``, and ``delta_coef=0`` 52.09 against 54.11 with 0.1 (README,
-    "The embedded demo").
+    segmentation configs of GDKD + TSM set ``k=3``, GDKD's own top-k
+    (docs/methods.md has the demo sweep behind that choice).
 
     Args:
         k (int): number of top logits to scale (needs ``k < C``).

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmseg.registry import MODELS
-from .utils import (LogitDistillLoss, check_non_negative, check_positive,
-                    check_topk, topk_partition_mask)
+from .base import LogitDistillLoss, check_non_negative, check_positive, check_topk
+from .functional import topk_partition_mask
 
 
 def tdl_group_masks(teacher_logits: Tensor, topk: int):
@@ -91,11 +91,8 @@ class TopKDLoss(LogitDistillLoss):
 
     Needs ``2 * topk <= C``. ``topk=5`` is the paper's classification
     default; ``alpha=beta=1``, ``contrast_weight=0.1``, ``tau=0.1`` and 1024
-    pixels are unpublished choices of ours. On the digit-scenes demo no
-    setting came near the student alone (49.86 mIoU): 30.10 as configured,
-    40 with ``loss_weight=0.3``, 13 without the contrastive term, 26 without
-    TSM, so the cosine terms are what hurts there (README, "The embedded
-    demo").
+    pixels are unpublished choices of ours (docs/methods.md: how they fare on
+    the embedded demo).
 
     Args:
         topk (int): size of Pos and of Neg.
@@ -141,19 +138,15 @@ class TopKDLoss(LogitDistillLoss):
                              f'valid positions, got {contrast_pixels!r}')
         self.contrast_pixels = contrast_pixels
 
-    def forward_terms(self, student_logits: Tensor, teacher_logits: Tensor,
-                      gt: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        """Returns ``{'pos', 'neg', 'non', 'contrast'}``, weighted scalars."""
+    def check_inputs(self, student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor]) -> None:
         num_classes = student_logits.shape[1]
         if 2 * self.topk > num_classes:
-            raise ValueError(
-                f'TopKD needs 2 * topk <= C so that Pos and Neg do not '
-                f'overlap, got topk={self.topk} for logits '
-                f'{tuple(student_logits.shape)} (C={num_classes}); lower '
-                'topk')
-        zs, zt, _ = self.flatten(student_logits, teacher_logits, gt)
-        terms = self.weighted_means(
-            tdl_per_position(zs, zt, self.topk, self.alpha, self.beta))
+            raise ValueError(f'TopKD needs 2 * topk <= C so that Pos and Neg do not overlap, got topk={self.topk} '
+                             f'for logits {tuple(student_logits.shape)} (C={num_classes}); lower topk')
+
+    def plain_terms(self, zs: Tensor, zt: Tensor, labels: Optional[Tensor]) -> Dict[str, Tensor]:
+        """``{'pos', 'neg', 'non', 'contrast'}``, weighted scalars."""
+        terms = self.weighted_means(tdl_per_position(zs, zt, self.topk, self.alpha, self.beta))
         contrast = (zs.sum() + zt.sum()) * 0
         if self.contrast_weight > 0:
             index = sample_rows(zs.shape[0], self.contrast_pixels, zs.device)

@@ -1,7 +1,29 @@
-"""What the segmentation and classification distillers share: loss declarations, recorders, the hidden
-frozen teacher and the distillation-loss loop."""
+"""The distillers' shared core. The distiller owns every network, every forward and every hook; the losses
+only ever see the tensors it recorded.
+
+Call chain of one training step (``mode='loss'``)::
+
+    config: model=dict(type='SegDistiller', student=..., teacher=..., components=dict(...),
+                       distill_losses=dict(decode=dict(student=..., teacher=..., loss=...), ...))
+     │
+     ├─ SegDistiller.__init__ ── builds the student (trainable), the FrozenTeacher (frozen, outside the
+     │                           module tree), the components (distiller-side networks, e.g.
+     │                           SteppingStones), the connectors and the losses; puts the recorders'
+     │                           hooks on the modules the declarations name
+     │
+     └─ BaseDistiller.loss(inputs, data_samples)
+          ├─ student.loss(inputs, samples)     ──► student recorder: outputs of the named student modules
+          ├─ teacher(inputs)                   ──► teacher recorder: float32 copies of the named teacher
+          │                                        modules (inference mode)
+          ├─ component(student, teacher records) ► component outputs (e.g. the stepping stones' logits)
+          └─ for each declaration:
+               loss.forward_terms(connector(student record), teacher record, gt, **extra_inputs)
+                 ──► {'distill.<name>.<loss_name>': weighted sum, 'distill.<name>.<term>': terms}
+
+``predict`` and ``tensor`` modes are the student's own, so validation, test and export see the student.
+"""
 import copy
-from typing import Dict, List, Optional, Union
+from typing import Dict, NamedTuple, Optional, Union
 
 from mmengine.config import Config
 from mmengine.hub import get_config
@@ -9,13 +31,76 @@ from mmengine.model import BaseModel
 from torch import Tensor, nn
 
 from mmseg.registry import MODELS
+from . import feature_only
 from .recorders import ModuleOutputRecorder
 from .teacher import FrozenTeacher
+
+DECLARATION_KEYS = ('student', 'teacher', 'loss', 'connector', 'extra_inputs')
+
+
+class Records(NamedTuple):
+    """What one step recorded: student module outputs, teacher module outputs, component outputs."""
+    student: ModuleOutputRecorder
+    teacher: Dict[str, Tensor]
+    components: Dict[str, object]
+
+
+def _source(value) -> str:
+    """A config value written as Python config source: dicts as ``dict(key=value, ...)``."""
+    if isinstance(value, dict):
+        return 'dict(' + ', '.join(f'{k}={_source(v)}' for k, v in value.items()) + ')'
+    if isinstance(value, (list, tuple)):
+        inner = ', '.join(_source(v) for v in value)
+        return f'[{inner}]' if isinstance(value, list) else f'({inner}{"," if len(value) == 1 else ""})'
+    return repr(value)
+
+
+def loss_declarations(distill_losses) -> Dict[str, dict]:
+    """``{name: declaration}`` from the config's ``distill_losses``; entries set to None are left out (so a
+    child config or ``--cfg-options model.distill_losses.aux=None`` drops one)."""
+    if distill_losses is None:
+        return {}
+    if isinstance(distill_losses, (list, tuple)):
+        items = [dict(item) for item in distill_losses]
+        named = all(isinstance(item.get('name'), str) for item in items)
+        example = ',\n'.join(f'        {item.pop("name")}={_source(item)}' for item in items) if named else \
+            "        decode=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg', loss=dict(...))"
+        raise ValueError(
+            'model.distill_losses is a list; it is a dict keyed by name, so that _base_ configs merge it and '
+            '--cfg-options reach an entry as model.distill_losses.<name>.loss.<arg>=VALUE. Write it as\n'
+            f'    distill_losses=dict(\n{example})')
+    if not isinstance(distill_losses, dict):
+        raise TypeError(f'model.distill_losses must be a dict of loss declarations, got {type(distill_losses)}')
+    declarations = {}
+    for name, decl in distill_losses.items():
+        if decl is None:
+            continue
+        if not isinstance(decl, dict):
+            raise TypeError(f'model.distill_losses.{name} must be a dict(student=..., teacher=..., loss=...) or '
+                            f'None, got {decl!r}')
+        decl = dict(decl)
+        unknown = sorted(set(decl) - set(DECLARATION_KEYS))
+        missing = [key for key in ('student', 'teacher', 'loss') if key not in decl]
+        if unknown or missing:
+            raise ValueError(f'model.distill_losses.{name}: ' + '; '.join(
+                ([f'unknown keys {unknown}'] if unknown else []) + ([f'missing {missing}'] if missing else []))
+                + f' (a declaration takes {list(DECLARATION_KEYS)})')
+        decl['extra_inputs'] = dict(decl.get('extra_inputs') or {})
+        declarations[name] = decl
+    return declarations
+
+
+def build_in_mmseg_scope(cfg, **default_args):
+    """Build a module of ours (losses, connectors, components are registered in MMSeg's registry) whatever
+    the config's default scope is (classification configs run in mmpretrain's)."""
+    if isinstance(cfg, nn.Module):
+        return cfg
+    return MODELS.build(dict(dict(_scope_='mmseg'), **cfg), default_args=default_args or None)
 
 
 class BaseDistiller(BaseModel):
     """Trains ``student`` with its own task losses plus the declared distillation losses against
-    ``teacher``; ``predict`` and ``tensor`` modes are the student's.
+    ``teacher`` (the call chain is in this module's docstring).
 
     Subclasses build the student and the :class:`FrozenTeacher` and say where the labels are
     (:meth:`gt_labels`).
@@ -25,15 +110,23 @@ class BaseDistiller(BaseModel):
             ``data_preprocessor``, which becomes the distiller's.
         teacher (FrozenTeacher): kept outside the module tree, so it is never in ``parameters()``, the
             optimizer, DDP or saved checkpoints; its weights are loaded by :meth:`init_weights`.
-        distill_losses (list[dict]): what to compare. Each item: ``name`` (log prefix), ``student`` and
-            ``teacher`` (module names whose outputs are recorded), ``loss`` (a registered loss config with
-            ``loss_weight``), optional ``connector`` (a registered module applied to the student output:
-            trainable).
+        distill_losses (dict): ``{name: declaration}``, each ``dict(student=MODULE, teacher=MODULE,
+            loss=LOSS_CFG)`` comparing the recorded output of a student module with that of a teacher module;
+            optional ``connector`` (a registered trainable module applied to the student output) and
+            ``extra_inputs`` (``{loss argument: component name}``: component outputs the loss takes as
+            keyword arguments). An entry set to None is left out. Logged as ``distill.<name>.<loss_name>``.
+        components (dict): ``{name: module config}`` of distiller-side networks whose outputs losses read,
+            e.g. ``dict(stepping_stones=dict(type='SteppingStones', stones=[1, 2, 3]))``. Each is built with
+            ``student=`` and ``teacher=`` (the networks), names the modules it reads in ``student_records`` /
+            ``teacher_records``, and is called as ``component(student_records, teacher_records)``.
+        detach_head_input (bool): the student's heads train on detached backbone features, so that its
+            backbone learns from the distillation losses only (feature-only KD).
         val_teacher (bool): evaluate the teacher on the val set before training (``DistillerHook``).
     """
 
-    def __init__(self, student: nn.Module, teacher: FrozenTeacher, distill_losses: Optional[List[dict]] = None,
-                 val_teacher: bool = False, init_cfg=None):
+    def __init__(self, student: nn.Module, teacher: FrozenTeacher, distill_losses: Optional[dict] = None,
+                 components: Optional[dict] = None, detach_head_input: bool = False, val_teacher: bool = False,
+                 init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.student = student
         self.data_preprocessor = student.data_preprocessor
@@ -42,24 +135,30 @@ class BaseDistiller(BaseModel):
         self.val_teacher = val_teacher
         self.distill_scale = 1.0  # set by DistillerHook during the warm-up
 
-        specs = [dict(spec) for spec in (distill_losses or [])]
-        for spec in specs:
-            missing = {'name', 'student', 'teacher', 'loss'} - spec.keys()
-            if missing:
-                raise ValueError(f'distill_losses item {spec} lacks {sorted(missing)}')
-        if len({s['name'] for s in specs}) != len(specs):
-            raise ValueError(f'distill_losses names must be unique, got {[s["name"] for s in specs]}')
-        self.specs = specs
-        self.distill_losses = nn.ModuleDict({s['name']: MODELS.build(s['loss']) for s in specs})
-        self.connectors = nn.ModuleDict({s['name']: MODELS.build(s['connector'])
-                                         for s in specs if s.get('connector')})
-        self.student_recorder = ModuleOutputRecorder(self.student, [s['student'] for s in specs])
-        self.teacher.record([s['teacher'] for s in specs])
-        # Losses/connectors that work on the networks themselves (stepping stones run teacher stages on
-        # student features; feature-only KD detaches the student's head input) define bind_models().
-        for module in (*self.distill_losses.values(), *self.connectors.values()):
-            if hasattr(module, 'bind_models'):
-                module.bind_models(self.student, self.teacher.model)
+        self.declarations = loss_declarations(distill_losses)
+        self.components = nn.ModuleDict({
+            name: build_in_mmseg_scope(cfg, student=self.student, teacher=self.teacher.model)
+            for name, cfg in (components or {}).items() if cfg is not None})
+        for name, decl in self.declarations.items():
+            unknown = sorted(set(decl['extra_inputs'].values()) - set(self.components))
+            if unknown:
+                raise ValueError(f'model.distill_losses.{name}.extra_inputs name components {unknown}, but '
+                                 f'model.components has {sorted(self.components)}')
+        self.distill_losses = nn.ModuleDict({name: build_in_mmseg_scope(decl['loss'])
+                                             for name, decl in self.declarations.items()})
+        self.connectors = nn.ModuleDict({name: build_in_mmseg_scope(decl['connector'])
+                                         for name, decl in self.declarations.items() if decl.get('connector')})
+
+        student_names = [d['student'] for d in self.declarations.values()]
+        teacher_names = [d['teacher'] for d in self.declarations.values()]
+        for component in self.components.values():
+            student_names += list(getattr(component, 'student_records', []))
+            teacher_names += list(getattr(component, 'teacher_records', []))
+        self.student_recorder = ModuleOutputRecorder(self.student, student_names)
+        self.teacher.record(teacher_names)
+        self.detach_head_input = detach_head_input
+        if detach_head_input:
+            feature_only.detach_head_input(self.student)
 
     def _apply(self, fn, *args, **kwargs):
         # .to(device) / .cuda() / .half() reach the hidden teacher too.
@@ -73,10 +172,8 @@ class BaseDistiller(BaseModel):
     def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor'):
         if mode == 'loss':
             return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.student.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self.student._forward(inputs, data_samples)
+        if mode in ('predict', 'tensor'):
+            return self.student(inputs, data_samples, mode=mode)
         raise RuntimeError(f'Invalid mode "{mode}": expected loss, predict or tensor')
 
     def gt_labels(self, data_samples) -> Tensor:
@@ -84,21 +181,29 @@ class BaseDistiller(BaseModel):
         raise NotImplementedError
 
     def loss(self, inputs: Tensor, data_samples) -> Dict[str, Tensor]:
-        self.student_recorder.clear()
-        losses = self.student.loss(inputs, data_samples)
-        teacher_outputs = self.teacher(inputs)
-        losses.update(self.distill_loss(self.student_recorder, teacher_outputs, self.gt_labels(data_samples)))
+        with self.student_recorder.recording():
+            losses = self.student.loss(inputs, data_samples)
+        records = self.record(inputs, data_samples)
+        losses.update(self.distill_loss(records, self.gt_labels(data_samples)))
         return losses
 
-    def distill_loss(self, student_outputs, teacher_outputs, gt) -> Dict[str, Tensor]:
+    def record(self, inputs: Tensor, data_samples) -> Records:
+        """The teacher's outputs and the components' outputs after the student's forward."""
+        teacher = self.teacher(inputs)
+        return Records(self.student_recorder, teacher,
+                       {name: component(self.student_recorder, teacher)
+                        for name, component in self.components.items()})
+
+    def distill_loss(self, records: Records, gt) -> Dict[str, Tensor]:
         """One summed entry per declared loss, plus its terms (detached, not summed) for the log."""
         losses = {}
-        for spec in self.specs:
-            name, loss_fn = spec['name'], self.distill_losses[spec['name']]
-            student_out = student_outputs[spec['student']]
+        for name, decl in self.declarations.items():
+            loss_fn = self.distill_losses[name]
+            student_out = records.student[decl['student']]
             if name in self.connectors:
                 student_out = self.connectors[name](student_out)
-            terms = loss_fn.forward_terms(student_out, teacher_outputs[spec['teacher']], gt)
+            extra = {arg: records.components[component] for arg, component in decl['extra_inputs'].items()}
+            terms = loss_fn.forward_terms(student_out, records.teacher[decl['teacher']], gt, **extra)
             total = sum(terms.values()) * self.distill_scale
             losses[f'distill.{name}.{loss_fn.loss_name}'] = total
             if len(terms) > 1:

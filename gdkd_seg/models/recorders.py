@@ -1,9 +1,13 @@
 """Recorders: capture what named submodules output during a forward pass (MMRazor's idea, lighter)."""
+from contextlib import contextmanager
+
 from torch import nn
 
 
 class ModuleOutputRecorder:
-    """Keeps the latest output of each named submodule of ``model``, through forward hooks.
+    """Keeps the latest output of each named submodule of ``model``, through forward hooks, while
+    :meth:`recording` is active (so other forwards of the same modules, such as validation or the stepping
+    stones' runs of the teacher's head, neither overwrite nor hold on to what was recorded).
 
     Names are those of ``model.named_modules()``, e.g. ``'decode_head.conv_seg'`` (logits at 1/8
     resolution), ``'auxiliary_head.conv_seg'`` or ``'backbone.layer3'`` (features).
@@ -11,9 +15,11 @@ class ModuleOutputRecorder:
 
     def __init__(self, model: nn.Module, names):
         modules = dict(model.named_modules())
+        self.names = list(dict.fromkeys(names))
         self.outputs = {}
+        self.active = False
         self._handles = []
-        for name in dict.fromkeys(names):
+        for name in self.names:
             if name not in modules:
                 near = [m for m in modules if m and m.split('.')[0] == name.split('.')[0]][:8]
                 raise KeyError(f'{type(model).__name__} has no submodule {name!r} to record; '
@@ -22,8 +28,19 @@ class ModuleOutputRecorder:
 
     def _make_hook(self, name):
         def hook(module, args, output):
-            self.outputs[name] = output
+            if self.active:
+                self.outputs[name] = output
         return hook
+
+    @contextmanager
+    def recording(self):
+        """Forget the last outputs, then record the forwards run inside the ``with`` block."""
+        self.outputs.clear()
+        self.active = True
+        try:
+            yield self
+        finally:
+            self.active = False
 
     def __getitem__(self, name):
         if name not in self.outputs:

@@ -1,19 +1,15 @@
 """SegDistiller: a frozen MMSeg teacher distilled into a trainable MMSeg student."""
-from typing import List, Optional, Union
+from typing import Optional, Union
 
 import torch
 from torch import Tensor
 
 from mmseg.registry import MODELS
+from ..checks import decode_head_classes
 from .distiller_base import BaseDistiller, resolve_model_cfg
 from .teacher import FrozenTeacher
 
-__all__ = ['SegDistiller', 'resolve_model_cfg', 'check_same_classes', 'decode_head_classes']
-
-
-def decode_head_classes(segmentor) -> Optional[int]:
-    """``num_classes`` of a segmentor's decode head (None for a model without one)."""
-    return getattr(getattr(segmentor, 'decode_head', None), 'num_classes', None)
+__all__ = ['SegDistiller', 'resolve_model_cfg', 'check_same_classes']
 
 
 def check_same_classes(student, teacher) -> None:
@@ -29,7 +25,8 @@ def check_same_classes(student, teacher) -> None:
 
 @MODELS.register_module()
 class SegDistiller(BaseDistiller):
-    """Trains ``student`` with its own task losses plus distillation losses against ``teacher``.
+    """Trains an MMSeg ``student`` with its own task losses plus distillation losses against a frozen MMSeg
+    ``teacher`` (the call chain: :mod:`gdkd_seg.models.distiller_base`).
 
     Validation, test and inference use the student alone (``predict``/``tensor`` modes are the
     student's), so MMSeg's ``IoUMetric``, visualizer and ``tools/test.py`` work unchanged.
@@ -41,23 +38,26 @@ class SegDistiller(BaseDistiller):
             never in ``parameters()``, the optimizer, DDP or saved checkpoints.
         teacher_checkpoint (str): local path or URL of the teacher's weights, loaded by
             :meth:`init_weights` (the Runner calls it when training starts).
-        distill_losses (list[dict]): what to compare. Each item:
-            ``name`` (log prefix), ``student`` and ``teacher`` (module names whose outputs are recorded,
-            e.g. ``'decode_head.conv_seg'``), ``loss`` (a registered loss config with ``loss_weight``),
-            optional ``connector`` (a registered module applied to the student output: trainable).
+        distill_losses (dict): ``{name: dict(student=MODULE, teacher=MODULE, loss=LOSS_CFG)}``, e.g.
+            ``decode=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg',
+            loss=dict(type='GDKDLoss', topk=3))``; optional ``connector`` and ``extra_inputs`` (see
+            :class:`BaseDistiller`). An entry set to None is left out.
+        components (dict): distiller-side networks whose outputs losses read (``SteppingStones``).
+        detach_head_input (bool): the student's heads train on detached backbone features (feature-only KD).
         val_teacher (bool): evaluate the teacher on the val set before training (``DistillerHook``).
         teacher_fp16 / teacher_channels_last: speed options of the teacher forward (see FrozenTeacher).
     """
 
     def __init__(self, student: dict, teacher: Union[dict, str], teacher_checkpoint: Optional[str] = None,
-                 distill_losses: Optional[List[dict]] = None, val_teacher: bool = False,
-                 teacher_fp16: bool = False, teacher_channels_last: bool = False, init_cfg=None):
-        super().__init__(
-            student=MODELS.build(resolve_model_cfg(student)),
-            teacher=FrozenTeacher(MODELS.build(resolve_model_cfg(teacher)), teacher_checkpoint,
-                                  fp16=teacher_fp16, channels_last=teacher_channels_last),
-            distill_losses=distill_losses, val_teacher=val_teacher, init_cfg=init_cfg)
-        check_same_classes(self.student, self.teacher.model)
+                 distill_losses: Optional[dict] = None, components: Optional[dict] = None,
+                 detach_head_input: bool = False, val_teacher: bool = False, teacher_fp16: bool = False,
+                 teacher_channels_last: bool = False, init_cfg=None):
+        student = MODELS.build(resolve_model_cfg(student))
+        teacher = FrozenTeacher(MODELS.build(resolve_model_cfg(teacher)), teacher_checkpoint, fp16=teacher_fp16,
+                                channels_last=teacher_channels_last)
+        check_same_classes(student, teacher.model)
+        super().__init__(student=student, teacher=teacher, distill_losses=distill_losses, components=components,
+                         detach_head_input=detach_head_input, val_teacher=val_teacher, init_cfg=init_cfg)
 
     def gt_labels(self, data_samples) -> Tensor:
         """``(N, H, W)`` segmentation labels."""

@@ -102,12 +102,13 @@ class FrozenTeacher:
         """Run backbone, decode head (and auxiliary heads when recorded); return recorded outputs."""
         self._require_loaded()
         self.model.eval()
-        self.recorder.clear()
         if self.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), self._autocast(inputs):
+        with self.recorder.recording(), torch.inference_mode(), self._autocast(inputs):
             self.run_model(inputs)
-        return {name: _autograd_float32(out) for name, out in self.recorder.outputs.items()}
+        outputs = {name: _autograd_float32(out) for name, out in self.recorder.outputs.items()}
+        self.recorder.clear()  # the inference-mode originals are not needed any more
+        return outputs
 
     def run_model(self, inputs):
         """The forward that reaches the recorded modules: a segmentor's backbone and heads (a classifier

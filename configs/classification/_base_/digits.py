@@ -4,10 +4,10 @@
 _base_ = ['./runtime.py']
 
 train_pipeline = [
-    dict(type='TorchvisionTransform', name='RandomCrop', size=32, padding=4),  # no flips: a mirrored 2 is no 2
-    dict(type='PackClsInputs'),
+    dict(type='RandomCrop', crop_size=32, padding=4),  # no flips: a mirrored 2 is no 2
+    dict(type='PackInputs'),
 ]
-test_pipeline = [dict(type='PackClsInputs')]
+test_pipeline = [dict(type='PackInputs')]
 train_dataloader = dict(
     batch_size=64, num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=True),
@@ -28,7 +28,9 @@ randomness = dict(seed=0)
 
 model = dict(
     type='ImageClassifier',
-    backbone=dict(type='ResNetV1c', depth=18, stem_channels=16, base_channels=16, out_indices=(3,),
+    data_preprocessor={{_base_.imagenet_preprocessor}},
+    backbone=dict(type='mmseg.ResNetV1c', depth=18, stem_channels=16, base_channels=16, out_indices=(3,),
                   norm_cfg=dict(type='BN', requires_grad=True)),
+    neck=dict(type='GlobalAveragePooling'),
     head=dict(type='LinearClsHead', num_classes=10, in_channels=128,
-              loss=dict(type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True)))
+              loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))

@@ -1,0 +1,293 @@
+"""The embedded demo's runs: data, teacher, every method and seed, partition pictures (``tools/demo.py``).
+
+Every run goes through a config of ``configs/demo/`` and :func:`gdkd_seg.runner.train` /
+:func:`gdkd_seg.runner.test`, as Cityscapes does. A config takes part in the demo when it declares
+``demo_method = dict(key=..., label=..., order=..., default=True|False)``; the lowest ``order`` is the
+baseline (the student alone) that the gains are measured against.
+"""
+import glob
+import hashlib
+import io
+import json
+import os
+import os.path as osp
+import platform
+import re
+import sys
+import time
+from contextlib import redirect_stdout
+from typing import List, NamedTuple, Optional
+
+import torch
+from mmengine.config import Config
+
+from .. import runner
+from ..datasets import prepare_digit_scenes
+from ..datasets.digit_scenes import read_meta
+from ..visualization import visualize_partitions
+from .report import fmt_duration, method_label, results_markdown
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG_DIR = osp.join(REPO, 'configs', 'demo')
+TEACHER_CONFIG = osp.join(CONFIG_DIR, 'teacher_deeplabv3_r18w32_digits.py')
+
+
+class Method(NamedTuple):
+    """One row of the results table: a config trained for every seed (``distilled`` ones get the teacher)."""
+    key: str
+    label: str
+    config: str
+    distilled: bool
+    default: bool  # run unless --methods names a subset; the others only when named
+    order: int
+
+
+def demo_methods(config_dir: str = CONFIG_DIR) -> List[Method]:
+    """The configs of ``config_dir`` that declare ``demo_method``, in their ``order``."""
+    methods = []
+    for path in sorted(glob.glob(osp.join(config_dir, '*.py'))):
+        cfg = Config.fromfile(path)
+        info = cfg.get('demo_method')
+        if info is not None:
+            methods.append(Method(info['key'], info['label'], path, cfg.model.type == 'SegDistiller',
+                                  bool(info.get('default', False)), int(info['order'])))
+    if not methods:
+        raise FileNotFoundError(f'no config in {config_dir} declares demo_method')
+    return sorted(methods, key=lambda m: m.order)
+
+
+class Schedule(NamedTuple):
+    teacher_iters: Optional[int]  # None: the config's
+    student_iters: Optional[int]
+    seeds: tuple
+    data: dict  # digit-scene settings (gdkd_seg.datasets.digit_scenes.DEFAULT_SETTINGS)
+
+
+FULL = Schedule(teacher_iters=None, student_iters=None, seeds=(0, 1, 2), data={})
+QUICK = Schedule(teacher_iters=120, student_iters=60, seeds=(0, 1), data=dict(num_train=400, num_val=100))
+
+
+def stage(msg):
+    print(f'[demo {time.strftime("%H:%M:%S")}] {msg}', flush=True)
+
+
+class ProgressFilter(io.TextIOBase):
+    """A stdout that keeps MMEngine's iteration lines (loss, ETA, val metrics) and warnings, and drops the
+    config and environment dumps that every run logs (they stay in the run's log file)."""
+
+    KEEP = re.compile(r'Iter\((train|val|test)\)|WARNING|ERROR|Traceback')
+    # Benign warnings of the OpenMMLab stack that every run repeats.
+    DROP = re.compile(r'The prefix is not set in metric class|"FileClient" will be deprecated|'
+                      r'"HardDiskBackend" is the alias')
+
+    def __init__(self, out):
+        self.out, self.buffer = out, ''
+
+    def write(self, text):
+        self.buffer += text
+        *lines, self.buffer = self.buffer.split('\n')
+        for line in lines:
+            if self.KEEP.search(line) and not self.DROP.search(line):
+                self.out.write('    ' + line.split(' - mmengine - ')[-1] + '\n')
+        self.out.flush()
+        return len(text)
+
+    def flush(self):
+        self.out.flush()
+
+
+def schedule_options(iters: Optional[int]) -> dict:
+    """Overrides that set the schedule length (None: the config's own)."""
+    if iters is None:
+        return {}
+    return {'train_cfg.max_iters': iters, 'train_cfg.val_interval': iters, 'param_scheduler.0.end': iters,
+            'default_hooks.checkpoint.interval': iters}
+
+
+def last_checkpoint(run_dir: str) -> Optional[str]:
+    """The checkpoint MMEngine's CheckpointHook recorded last in ``run_dir``, or None."""
+    pointer = osp.join(run_dir, 'last_checkpoint')
+    if not osp.isfile(pointer):
+        return None
+    with open(pointer) as f:
+        path = f.read().strip()
+    return path if osp.isfile(path) else None
+
+
+def run_key(config: str, options: dict, data_meta: dict) -> str:
+    """A hash of everything a run depends on: its resolved config (with overrides) and the data."""
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(options)
+    text = cfg.pretty_text + json.dumps(data_meta, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def teacher_key(options: dict, data_meta: dict) -> str:
+    return run_key(TEACHER_CONFIG, options, data_meta)
+
+
+def read_json(path: str) -> Optional[dict]:
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _stem(path: str) -> str:
+    return osp.splitext(osp.basename(path))[0]
+
+
+def machine() -> dict:
+    return dict(cpu=platform.processor() or platform.machine(), torch_threads=torch.get_num_threads(),
+                cpu_count=os.cpu_count(), torch=torch.__version__)
+
+
+class Demo:
+    """The whole pipeline on digit scenes: :meth:`run` does the six stages and writes the report."""
+
+    def __init__(self, work_dir: str, data_root: str, schedule: Schedule, methods: List[Method],
+                 verbose: bool = False, overrides: Optional[dict] = None):
+        self.work_dir, self.data_root = work_dir, data_root
+        self.schedule, self.methods, self.verbose = schedule, methods, verbose
+        self.overrides = dict(overrides or {})  # cfg options of every distilled method
+
+    def _quiet(self):
+        return redirect_stdout(sys.stdout if self.verbose else ProgressFilter(sys.stdout))
+
+    def data_options(self) -> dict:
+        return {f'{split}_dataloader.dataset.data_root': self.data_root for split in ('train', 'val', 'test')}
+
+    def train(self, config: str, run_dir: str, options: dict):
+        """Train ``config`` into ``run_dir``; returns (final checkpoint, seconds)."""
+        start = time.time()
+        name = f'{osp.basename(run_dir)}_{time.strftime("%Y%m%d_%H%M%S")}'
+        with self._quiet():
+            runner.train(config, dict(self.data_options(), experiment_name=name, **options), work_dir=run_dir)
+        return last_checkpoint(run_dir), time.time() - start
+
+    def evaluate(self, config: str, checkpoint: str, run_dir: str) -> dict:
+        """MMSeg's IoUMetric on the val scenes; returns the metrics."""
+        name = f'{osp.basename(run_dir)}_test_{time.strftime("%Y%m%d_%H%M%S")}'
+        with self._quiet():
+            return runner.test(config, checkpoint, dict(self.data_options(), experiment_name=name),
+                               work_dir=osp.join(run_dir, 'test'))
+
+    def run_dir(self, method: Method, seed: int) -> str:
+        name = method.key
+        if method.distilled and self.overrides:
+            name += '-' + hashlib.sha1(json.dumps(self.overrides, sort_keys=True).encode()).hexdigest()[:8]
+        return osp.join(self.work_dir, name, f'seed{seed}')
+
+    # -- stages ------------------------------------------------------------------------------------------
+
+    def prepare_data(self) -> dict:
+        start = time.time()
+        _, generated = prepare_digit_scenes(self.data_root, **self.schedule.data)
+        meta = read_meta(self.data_root)
+        what = 'generated' if generated else 'reused'
+        stage(f'1/6 data: {what} {meta["num_train"]} train + {meta["num_val"]} val digit scenes '
+              f'({meta["size"]}x{meta["size"]}, generator v{meta["generator_version"]}) in {self.data_root} '
+              f'[{fmt_duration(time.time() - start)}]')
+        return meta
+
+    def teacher(self, data_meta: dict) -> dict:
+        options = schedule_options(self.schedule.teacher_iters)
+        run_dir = osp.join(self.work_dir, 'teachers', f'{_stem(TEACHER_CONFIG)}-{teacher_key(options, data_meta)}')
+        checkpoint = last_checkpoint(run_dir)
+        result_file = osp.join(run_dir, 'teacher.json')
+        if checkpoint and osp.isfile(result_file):
+            result = read_json(result_file)
+            stage(f'2/6 teacher: reusing {checkpoint} (same config and data), val mIoU {result["mIoU"]:.2f}')
+            return dict(result, reused=True)
+        stage(f'2/6 teacher: training {_stem(TEACHER_CONFIG)} -> {run_dir}')
+        checkpoint, seconds = self.train(TEACHER_CONFIG, run_dir, dict(options, **{'randomness.seed': 0}))
+        metrics = self.evaluate(TEACHER_CONFIG, checkpoint, run_dir)
+        result = dict(checkpoint=checkpoint, mIoU=float(metrics['mIoU']), seconds=seconds,
+                      iters=Config.fromfile(TEACHER_CONFIG).train_cfg.max_iters
+                      if self.schedule.teacher_iters is None else self.schedule.teacher_iters)
+        with open(result_file, 'w') as f:
+            json.dump(result, f, indent=1)
+        stage(f'2/6 teacher: val mIoU {result["mIoU"]:.2f}, trained in {fmt_duration(seconds)}')
+        return dict(result, reused=False)
+
+    def students(self, teacher: dict, data_meta: dict) -> List[dict]:
+        """Train and evaluate every (method, seed); a run already finished with the same resolved config,
+        overrides and data (``result.json`` in its run dir) is reused, so an interrupted demo continues."""
+        runs = [(method, seed) for method in self.methods for seed in self.schedule.seeds]
+        results, start = [], time.time()
+        options = schedule_options(self.schedule.student_iters)
+        for i, (method, seed) in enumerate(runs, 1):
+            run_dir = self.run_dir(method, seed)
+            label = method_label(method, self.overrides)
+            run_options = dict(options, **{'randomness.seed': seed})
+            if method.distilled:
+                run_options['model.teacher_checkpoint'] = teacher['checkpoint']
+                run_options.update(self.overrides)
+            key = run_key(method.config, run_options, data_meta)
+            result_file = osp.join(run_dir, 'result.json')
+            previous = read_json(result_file)
+            if previous and previous.get('key') == key and last_checkpoint(run_dir):
+                results.append(dict(previous['result'], run_dir=run_dir))
+                stage(f'4/6 {label}, seed {seed}: reusing {run_dir} (same config and data), '
+                      f'mIoU {previous["result"]["mIoU"]:.2f}')
+                continue
+            stage(f'3/6 train {i}/{len(runs)}: {label}, seed {seed} -> {run_dir}')
+            checkpoint, seconds = self.train(method.config, run_dir, run_options)
+            metrics = self.evaluate(method.config, checkpoint, run_dir)
+            results.append(dict(method=method.key, seed=seed, mIoU=float(metrics['mIoU']), seconds=seconds,
+                                run_dir=run_dir))
+            with open(result_file, 'w') as f:
+                json.dump(dict(key=key, result=results[-1]), f, indent=1)
+            elapsed = time.time() - start
+            stage(f'4/6 evaluated {label}, seed {seed}: mIoU {metrics["mIoU"]:.2f} '
+                  f'(trained in {fmt_duration(seconds)}; remaining runs about '
+                  f'{fmt_duration(elapsed / i * (len(runs) - i))})')
+        return results
+
+    def partitions(self, teacher: dict, runs: List[dict], num_images: int = 4) -> str:
+        """Pictures of GDKD's teacher top-k partitions (and the GDKD loss of the GDKD student, first seed)
+        on the first val scenes; teacher panels only when GDKD was not run."""
+        out_dir = osp.join(self.work_dir, 'partitions')
+        config, checkpoint, options = partition_source(self.methods, self.schedule.seeds[0], teacher, runs)
+        if config != TEACHER_CONFIG:
+            options = dict(options, **self.overrides)
+        images = sorted(os.listdir(osp.join(self.data_root, 'img_dir', 'val')))[:num_images]
+        with self._quiet():
+            for name in images:
+                visualize_partitions(config, checkpoint, osp.join(self.data_root, 'img_dir', 'val', name), out_dir,
+                                     ann=osp.join(self.data_root, 'ann_dir', 'val', name), device='cpu',
+                                     panel_width=256, options=dict(options, **self.data_options()))
+        stage(f'5/6 partitions: {len(images)} val scenes drawn in {out_dir}')
+        return out_dir
+
+    def run(self) -> dict:
+        start = time.time()
+        os.makedirs(self.work_dir, exist_ok=True)
+        data_meta = self.prepare_data()
+        teacher = self.teacher(data_meta)
+        runs = self.students(teacher, data_meta)
+        partitions = self.partitions(teacher, runs)
+        summary = dict(command=' '.join(['python', 'tools/demo.py'] + sys.argv[1:]), data=data_meta,
+                       teacher=teacher, teacher_config=_stem(TEACHER_CONFIG), runs=runs, overrides=self.overrides,
+                       seeds=list(self.schedule.seeds), partitions=partitions,
+                       student_iters=self.schedule.student_iters or
+                       Config.fromfile(self.methods[0].config).train_cfg.max_iters,
+                       total_seconds=time.time() - start, machine=machine())
+        with open(osp.join(self.work_dir, 'results.json'), 'w') as f:
+            json.dump(summary, f, indent=1)
+        table = results_markdown(summary, self.methods)
+        with open(osp.join(self.work_dir, 'results.md'), 'w') as f:
+            f.write(table)
+        stage(f'6/6 results: {osp.join(self.work_dir, "results.md")} (total {fmt_duration(time.time() - start)})')
+        print(table, flush=True)
+        return summary
+
+
+def partition_source(methods: List[Method], seed: int, teacher: dict, runs: List[dict]):
+    """``(config, checkpoint, cfg options)`` for the partition pictures: the GDKD student of ``seed`` with
+    its teacher when GDKD ran, else the teacher alone (a plain MMSeg model: no teacher_checkpoint)."""
+    gdkd = next((m for m in methods if m.key == 'GDKD'), None)
+    run = next((r for r in runs if r['method'] == 'GDKD' and r['seed'] == seed), None)
+    if gdkd is not None and run is not None:
+        return gdkd.config, last_checkpoint(run['run_dir']), {'model.teacher_checkpoint': teacher['checkpoint']}
+    return TEACHER_CONFIG, teacher['checkpoint'], {}
