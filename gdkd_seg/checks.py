@@ -1,11 +1,23 @@
 """Checks of a config against its data, run by :mod:`gdkd_seg.runner` before any model is built or any
-iteration runs: the error names the problem and the fix."""
+iteration runs: the error names the problem and the fix.
+
+* :func:`check_data_roots`: every image / annotation folder exists;
+* :func:`check_datasets`: every segmentation data set finds samples, and a spread of its label maps holds
+  only class ids and the ignore index (:func:`add_label_checks` then checks every sample as it loads);
+* :func:`check_model_fits_data`: the model predicts as many classes as the data sets define.
+"""
 import os.path as osp
 from typing import Iterator, Optional, Tuple
 
+import numpy as np
 from mmengine.model import is_model_wrapper
 
+from mmseg.datasets import BaseSegDataset
+from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import DATASETS
+from .datasets.transforms import bad_label_values, label_error
+
+IGNORE_INDEX = 255  # MMSeg's decode heads ignore 255 unless a config says otherwise
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -75,3 +87,63 @@ def check_model_fits_data(cfg, model, dataloaders=DATALOADERS) -> None:
                 f'{num_classes} (decode_head.num_classes). Set num_classes={len(classes)} in the model '
                 '(for a distiller: the student, the teacher and their auxiliary heads), or use the '
                 'dataset the config was written for.')
+
+
+def _dataset_class(dataset: dict):
+    if not isinstance(dataset.get('type'), str):
+        return None
+    with DATASETS.switch_scope_and_registry(None) as registry:
+        return registry.get(dataset['type'])
+
+
+def seg_datasets(cfg, dataloaders=DATALOADERS) -> Iterator[Tuple[str, dict]]:
+    """The ``(dataloader key, leaf dataset config)`` of MMSeg's segmentation data sets."""
+    for key, dataset in dataloader_datasets(cfg, dataloaders):
+        dataset_cls = _dataset_class(dataset)
+        if isinstance(dataset_cls, type) and issubclass(dataset_cls, BaseSegDataset):
+            yield key, dataset
+
+
+def check_datasets(cfg, dataloaders=DATALOADERS, num_label_maps: int = 8) -> None:
+    """Every segmentation data set finds samples, and ``num_label_maps`` label maps spread over it hold only
+    class ids and the ignore index (read as ``LoadAnnotations`` reads them). Cheap: the file lists and a
+    few PNGs, before any model is built."""
+    for key, dataset in seg_datasets(cfg, dataloaders):
+        with DATASETS.switch_scope_and_registry(None) as registry:
+            built = registry.build(dict(dataset, pipeline=[], lazy_init=False, serialize_data=False))
+        if len(built) == 0:
+            prefix = dataset.get('data_prefix') or {}
+            root = dataset.get('data_root') or ''
+            raise DatasetNotFoundError(
+                f'{key}: the {dataset.get("type")} found no samples: no images *{built.img_suffix} under '
+                f'{osp.join(root, prefix.get("img_path", ""))!r} with a label map *{built.seg_map_suffix} under '
+                f'{osp.join(root, prefix.get("seg_map_path", ""))!r}'
+                + (f' listed in {built.ann_file!r}' if built.ann_file else '')
+                + '. Put the data there (README: "Datasets"), or fix data_root / data_prefix / the suffixes.')
+        classes = _dataset_classes(dataset)
+        if classes is None:
+            continue
+        loader = LoadAnnotations()
+        for index in sorted(set(np.linspace(0, len(built) - 1, min(num_label_maps, len(built))).astype(int))):
+            info = built.get_data_info(int(index))
+            if info.get('seg_map_path') is None:
+                continue
+            labels = loader(dict(info, seg_fields=[]))['gt_seg_map']
+            bad = bad_label_values(labels, len(classes), IGNORE_INDEX)
+            if bad:
+                raise ValueError(f'{key}: ' + label_error(info['seg_map_path'], bad, len(classes), IGNORE_INDEX))
+
+
+def add_label_checks(cfg, dataloaders=DATALOADERS) -> None:
+    """Put a ``CheckSegLabels`` after every ``LoadAnnotations`` of the segmentation data sets' pipelines."""
+    for _, dataset in seg_datasets(cfg, dataloaders):
+        classes = _dataset_classes(dataset)
+        pipeline = dataset.get('pipeline') or []
+        if classes is None or any(t.get('type') == 'CheckSegLabels' for t in pipeline):
+            continue
+        checked = []
+        for transform in pipeline:
+            checked.append(transform)
+            if transform.get('type') == 'LoadAnnotations':
+                checked.append(dict(type='CheckSegLabels', num_classes=len(classes), ignore_index=IGNORE_INDEX))
+        dataset['pipeline'] = checked

@@ -1,17 +1,18 @@
 """Exports of trained distillers: the student as a plain MMSeg checkpoint and config, and a classification
 student's backbone as the pretrained weights of a segmentor (``tools/export_student.py``,
 ``tools/export_backbone.py``)."""
-import os
+import io
 import os.path as osp
 
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope, init_default_scope
 from mmengine.runner.checkpoint import load_checkpoint
 
 from mmseg.registry import MODELS
 from .models import resolve_model_cfg
-from .utils import safe_torch_load
+from .models.cls_distiller import build_classifier
+from .utils import CheckpointMismatchError, atomic_write, check_state_dict_fits, safe_torch_load, state_dict_of
 
 DISTILLERS = ('SegDistiller', 'ClsDistiller')
 BACKBONE_PREFIXES = ('student.backbone.', 'backbone.')  # ClsDistiller, then classifiers / segmentors
@@ -27,23 +28,38 @@ def student_config(cfg: Config) -> Config:
     return cfg
 
 
+def build_student(cfg: Config):
+    """The student of a distiller config, built without weights (in the config's default scope)."""
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmseg')):
+        if cfg.model.type == 'ClsDistiller':
+            return build_classifier(cfg.model.student)
+        return MODELS.build(resolve_model_cfg(cfg.model.student))
+
+
 def export_student(config_path: str, checkpoint_path: str, out_path: str):
     """Write ``out_path`` (the student's state_dict and meta) and ``out_path`` with ``.py`` (a plain config
     of the student), so that ``mmseg.apis.init_model(OUT.py, OUT.pth)`` predicts exactly as the distiller
-    does. Returns both paths."""
+    does. The student's weights must fit the config's student exactly; nothing is written otherwise, and
+    both files are written atomically. Returns both paths."""
     cfg = Config.fromfile(config_path)
+    plain = student_config(cfg)
     ckpt = safe_torch_load(checkpoint_path, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt)
+    state = state_dict_of(ckpt)
     student = {k[len('student.'):]: v for k, v in state.items() if k.startswith('student.')}
     if not student:
-        raise ValueError(f'{checkpoint_path} has no "student." weights: is it a distiller checkpoint?')
+        raise CheckpointMismatchError(
+            f'{checkpoint_path} has no "student." weights: it is not a distiller checkpoint (an exported student '
+            'or a plain model already is what export_student writes)')
+    check_state_dict_fits(build_student(cfg), student, checkpoint_path, f'the student of {config_path}',
+                          'Export with the distiller config the checkpoint was trained with.')
     meta = dict(ckpt.get('meta', {}))
     meta.pop('cfg', None)
     meta['exported_from'] = osp.abspath(checkpoint_path)
-    os.makedirs(osp.dirname(osp.abspath(out_path)), exist_ok=True)
-    torch.save(dict(state_dict=student, meta=meta), out_path)
     config_out = osp.splitext(out_path)[0] + '.py'
-    student_config(cfg).dump(config_out)
+    buffer = io.BytesIO()
+    torch.save(dict(state_dict=student, meta=meta), buffer)
+    atomic_write(buffer.getvalue(), out_path)
+    atomic_write(plain.pretty_text.encode(), config_out)
     return out_path, config_out
 
 
@@ -65,8 +81,9 @@ def export_backbone(checkpoint_path: str, out_path: str, prefix=None) -> str:
     state = ckpt.get('state_dict', ckpt)
     meta = {k: v for k, v in ckpt.get('meta', {}).items() if k in ('epoch', 'iter', 'seed', 'experiment_name')}
     meta['exported_from'] = osp.abspath(checkpoint_path)
-    os.makedirs(osp.dirname(osp.abspath(out_path)), exist_ok=True)
-    torch.save(dict(state_dict=backbone_state_dict(state, prefix), meta=meta), out_path)
+    buffer = io.BytesIO()
+    torch.save(dict(state_dict=backbone_state_dict(state, prefix), meta=meta), buffer)
+    atomic_write(buffer.getvalue(), out_path)
     return out_path
 
 

@@ -5,24 +5,43 @@
     metrics = test('configs/gdkd_deeplabv3_r101_r18_cityscapes.py', 'work_dirs/.../iter_40000.pth')
 
 ``options`` are ``--cfg-options`` as a dict of dotted keys (``{'model.distill_losses.decode.loss.topk': 1}``).
-Both check the config against its data before any model is built (:mod:`gdkd_seg.checks`) and run
-MMEngine's Runner; a crash, Ctrl-C or SIGTERM during training leaves a checkpoint to resume from.
+Both check the config against its data before any model is built (:mod:`gdkd_seg.checks`: folders,
+samples, label values, class counts) and run MMEngine's Runner. What they add to it:
+
+* a checkpoint given to ``test`` (or as ``load_from``) must fit the config's model exactly: a distiller
+  checkpoint with a plain config, or the reverse, is named as such, and any missing, unexpected or
+  mis-shaped key stops with the list;
+* training stops at the first non-finite loss (``NonFiniteLossHook``) and a resumed run continues with
+  the saved random states (``RandomStateHook``), so that it ends with the weights of an uninterrupted run;
+* a crash, Ctrl-C or SIGTERM during training leaves a checkpoint to resume from (written atomically, with
+  further signals ignored while it is written); ``--resume`` falls back to the previous checkpoint when
+  the latest is truncated, and says so when there is none.
 """
+import glob
 import logging
 import os
 import os.path as osp
+import re
 import signal
 import threading
+import warnings
 from typing import Optional
 
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
+from mmengine.runner.checkpoint import CheckpointLoader, find_latest_checkpoint, load_state_dict
 
 from mmseg.registry import RUNNERS
-from .checks import check_data_roots, check_model_fits_data
+from .checks import add_label_checks, check_data_roots, check_datasets, check_model_fits_data
+from .engine.safety import NonFiniteLossError
+from .utils import CheckpointMismatchError, CheckpointReadError, check_state_dict_fits, checkpoint_is_complete
+from .utils.checkpoint import state_dict_of
+
+SAFETY_HOOKS = ('NonFiniteLossHook', 'RandomStateHook')
 
 
 def load_config(path: str, options: Optional[dict] = None, work_dir: Optional[str] = None,
@@ -78,6 +97,78 @@ def enable_amp(cfg: Config) -> None:
     cfg.optim_wrapper.loss_scale = 'dynamic'
 
 
+def check_data(cfg: Config, dataloaders) -> None:
+    """The data checks of :mod:`gdkd_seg.checks`, before any model is built; then every label map is
+    checked as it loads."""
+    check_data_roots(cfg, dataloaders)
+    check_datasets(cfg, dataloaders)
+    add_label_checks(cfg, dataloaders)
+
+
+def _unwrap(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+def check_checkpoint_fits(model, checkpoint: str, config: str, state_dict: Optional[dict] = None) -> dict:
+    """The checkpoint's weights, if they fit ``model`` (built from ``config``) exactly; else a
+    CheckpointMismatchError that says what does not fit and which config / checkpoint to use."""
+    model = _unwrap(model)
+    state = state_dict if state_dict is not None else state_dict_of(
+        CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu'))
+    distiller_config = hasattr(model, 'student') and hasattr(model, 'teacher')
+    distiller_checkpoint = any(k.startswith('student.') for k in state)
+    if distiller_checkpoint and not distiller_config:
+        raise CheckpointMismatchError(
+            f'{checkpoint} is a distiller checkpoint (its weights are under "student."), but {config} is a plain '
+            'model config. Use the distiller config it was trained with, or export the student first: '
+            f'python tools/export_student.py DISTILLER_CONFIG {checkpoint} student.pth, then pass student.py '
+            'and student.pth.')
+    if distiller_config and not distiller_checkpoint:
+        raise CheckpointMismatchError(
+            f'{checkpoint} is a plain model checkpoint (no "student." weights), but {config} is a distiller '
+            'config. Pass the plain config it was trained or exported with (tools/export_student.py writes '
+            'it beside the weights, e.g. student.py).')
+    check_state_dict_fits(model, state, checkpoint, f'the model of {config}',
+                          'Is this the checkpoint of this config\'s model (and of its data set\'s class count)?')
+    return state
+
+
+def load_checkpoint_strictly(model, checkpoint: str, config: str) -> None:
+    """Load ``checkpoint`` into ``model`` after :func:`check_checkpoint_fits`."""
+    load_state_dict(_unwrap(model), check_checkpoint_fits(model, checkpoint, config), strict=True)
+
+
+def _checkpoint_step(path: str) -> int:
+    match = re.search(r'(\d+)\.pth$', osp.basename(path))
+    return int(match.group(1)) if match else -1
+
+
+def checkpoint_to_resume(work_dir: str) -> Optional[str]:
+    """The checkpoint ``--resume`` continues from: the latest one, or, when it is truncated, the newest
+    complete one before it (with a warning naming both); None, with a warning, when there is none."""
+    latest = find_latest_checkpoint(work_dir)
+    if latest is None:
+        warnings.warn(f'--resume: no checkpoint in {work_dir}, so training starts from scratch')
+        return None
+    if checkpoint_is_complete(latest):
+        return latest
+    candidates = sorted((p for p in glob.glob(osp.join(work_dir, '*.pth')) if p != latest),
+                        key=_checkpoint_step, reverse=True)
+    previous = next((p for p in candidates if checkpoint_is_complete(p)), None)
+    if previous is None:
+        raise CheckpointReadError(f'--resume: the latest checkpoint {latest} is truncated and {work_dir} holds no '
+                                  'other complete checkpoint to continue from')
+    warnings.warn(f'--resume: the latest checkpoint {latest} is truncated (an interrupted write); continuing from '
+                  f'the previous one, {previous}')
+    return previous
+
+
+def add_safety_hooks(cfg: Config) -> None:
+    hooks = list(cfg.get('custom_hooks') or [])
+    present = {h.get('type') for h in hooks}
+    cfg.custom_hooks = hooks + [dict(type=name) for name in SAFETY_HOOKS if name not in present]
+
+
 def train(config: str, options: Optional[dict] = None, work_dir: Optional[str] = None, resume: bool = False,
           amp: bool = False, launcher: str = 'none') -> Runner:
     """Train ``config`` (a segmentor, a distiller or a classifier); returns the trained Runner."""
@@ -85,8 +176,14 @@ def train(config: str, options: Optional[dict] = None, work_dir: Optional[str] =
     if amp:
         enable_amp(cfg)
     cfg.resume = resume
-    check_data_roots(cfg, ('train_dataloader', 'val_dataloader'))
+    if resume and cfg.get('load_from') is None:
+        cfg.load_from = checkpoint_to_resume(cfg.work_dir)
+        cfg.resume = cfg.load_from is not None
+    check_data(cfg, ('train_dataloader', 'val_dataloader'))
+    add_safety_hooks(cfg)
     runner = build_runner(cfg)
+    if cfg.get('load_from') and not cfg.resume:
+        check_checkpoint_fits(runner.model, cfg.load_from, config)
     train_with_recovery(runner)
     return runner
 
@@ -97,7 +194,6 @@ def test(config: str, checkpoint: str, options: Optional[dict] = None, work_dir:
     """Evaluate ``checkpoint`` with ``config``'s test dataloader and evaluator; returns the metrics. A
     distiller checkpoint is tested through its student."""
     cfg = load_config(config, options, work_dir, launcher)
-    cfg.load_from = checkpoint
     if show or show_dir:
         hook = cfg.default_hooks.get('visualization')
         if hook is None:
@@ -116,30 +212,55 @@ def test(config: str, checkpoint: str, options: Optional[dict] = None, work_dir:
         cfg.test_evaluator['keep_results'] = True
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'Checkpoint not found: {checkpoint}')
-    check_data_roots(cfg, ('test_dataloader',))
-    return build_runner(cfg).test()
+    check_data(cfg, ('test_dataloader',))
+    cfg.load_from = None  # loaded strictly below, not by the Runner's lenient loader
+    runner = build_runner(cfg)
+    load_checkpoint_strictly(runner.model, checkpoint, config)
+    return runner.test()
 
 
 def save_emergency_checkpoint(runner: Runner) -> None:
-    """Save the current state as ``iter_N.pth`` and point ``last_checkpoint`` at it (for --resume)."""
-    name = f'iter_{runner.iter}.pth'
-    runner.save_checkpoint(runner.work_dir, name, save_optimizer=True, save_param_scheduler=True)
-    if runner.rank == 0:
-        with open(osp.join(runner.work_dir, 'last_checkpoint'), 'w') as f:
-            f.write(osp.join(runner.work_dir, name))
+    """Save the current state as ``iter_N.pth`` (``epoch_N.pth`` mid-epoch) and point ``last_checkpoint`` at
+    it (for --resume). A periodic checkpoint of the same iteration is kept as it is, not rewritten; further
+    SIGINT / SIGTERM are ignored while the file is written (torchrun and schedulers send several)."""
+    by_epoch = not hasattr(runner.train_loop, 'dataloader_iterator')
+    name = f'epoch_{runner.epoch}_iter_{runner.iter}.pth' if by_epoch else f'iter_{runner.iter}.pth'
+    path = osp.join(runner.work_dir, name)
+    periodic = osp.join(runner.work_dir, f'iter_{runner.iter}.pth')
+    if not by_epoch and osp.isfile(periodic) and checkpoint_is_complete(periodic):
+        print_log(f'Training stopped at iteration {runner.iter}, just after saving {name}; continue with --resume',
+                  logger='current')
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)} \
+        if _in_main_thread() else {}
+    try:
+        meta = dict(epoch=runner.epoch, iter=runner.iter)  # where the loop resumes: the unfinished epoch
+        runner.save_checkpoint(runner.work_dir, name, save_optimizer=True, save_param_scheduler=True, meta=meta)
+        if runner.rank == 0:
+            with open(osp.join(runner.work_dir, 'last_checkpoint'), 'w') as f:
+                f.write(path)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print_log(f'Training stopped at iteration {runner.iter}: saved {name}; continue with --resume',
               logger='current')
 
 
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread() and os.name == 'posix'
+
+
 def train_with_recovery(runner: Runner):
-    """``runner.train()``; an exception, Ctrl-C or SIGTERM after training started leaves a checkpoint."""
+    """``runner.train()``; an exception, Ctrl-C or SIGTERM after training started leaves a checkpoint, except
+    for a non-finite loss, whose weights are not worth keeping (the last periodic checkpoint is)."""
     def on_sigterm(signum, frame):
         raise KeyboardInterrupt('SIGTERM')
 
-    main_thread = threading.current_thread() is threading.main_thread() and os.name == 'posix'
-    previous = signal.signal(signal.SIGTERM, on_sigterm) if main_thread else None
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if _in_main_thread() else None
     try:
         return runner.train()
+    except NonFiniteLossError:
+        raise
     except BaseException:
         if getattr(runner, '_train_loop', None) is not None and not isinstance(runner._train_loop, dict) \
                 and runner.iter > 0:

@@ -157,6 +157,8 @@ def test_torchrun_two_cpu_processes_train_the_distiller(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert osp.isfile(tmp_path / 'work' / 'iter_2.pth')
+    from gdkd_seg.utils import safe_torch_load
+    assert len(safe_torch_load(str(tmp_path / 'work' / 'iter_2.pth'))['random_states']) == 2  # one per rank
     log = next(iter(__import__('glob').glob(str(tmp_path / 'work' / '*' / '*.log'))))
     text = open(log).read()
     assert 'Distributed training: True' in text and 'GPU number: 2' in text  # MMEngine's name for world size

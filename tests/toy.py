@@ -86,5 +86,30 @@ def runner_cfg(work_dir, root, model, max_iters=2, num_classes=3, val=True):
     if val:
         cfg.update(val_dataloader=seg_dataloader(root, 'val', num_classes, train=False),
                    val_cfg=dict(type='ValLoop'),
-                   val_evaluator=dict(type='IoUMetric', iou_metrics=['mIoU']))
+                   val_evaluator=dict(type='IoUMetric', iou_metrics=['mIoU']),
+                   test_dataloader=seg_dataloader(root, 'val', num_classes, train=False),
+                   test_cfg=dict(type='TestLoop'),
+                   test_evaluator=dict(type='IoUMetric', iou_metrics=['mIoU']))
     return Config(cfg)
+
+
+def _register_test_hooks():
+    import os
+    import signal
+
+    from mmengine.hooks import Hook
+    from mmseg.registry import HOOKS
+
+    @HOOKS.register_module(force=True)
+    class KillAtIteration(Hook):
+        """``kill -9`` of the training process itself once ``at`` iterations have finished."""
+
+        def __init__(self, at):
+            self.at = at
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            if runner.iter + 1 == self.at:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+_register_test_hooks()

@@ -23,6 +23,7 @@ Example::
 
     python tools/benchmark_losses.py                       # both shapes, GDKD and DKD
     python tools/benchmark_losses.py --shapes 16,19,64,128 --losses gdkd --repeats 9
+    python tools/benchmark_losses.py --device cuda          # on a GPU (memory from CUDA's allocator)
 """
 import argparse
 import json
@@ -99,8 +100,27 @@ def unfused_dkd(student, teacher, gt, alpha, beta, temperature):
 # ----------------------------------------------------------------------------
 # measurement
 # ----------------------------------------------------------------------------
-def measure_memory(shape, loss_name, skip):
-    """Peak extra memory of every candidate, each measured in a fresh child process."""
+def sync(device):
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def cuda_peak_extra_bytes(fn):
+    """Peak CUDA memory allocated during ``fn()`` above what was allocated before it."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - before
+
+
+def measure_memory(shape, loss_name, skip, device='cpu'):
+    """Peak extra memory of every candidate: on the GPU from CUDA's allocator statistics, on the CPU each in a
+    fresh child process."""
+    if device.startswith('cuda'):
+        cands = candidates(loss_name, *make_inputs(shape, device))
+        return {name: cuda_peak_extra_bytes(fn) for name, fn in cands.items() if name not in skip}
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536')
     result = {}
     for name in candidates(loss_name, *make_inputs(shape)):
@@ -119,14 +139,14 @@ def memory_child(shape, loss_name, name):
     print(json.dumps(peak_extra_bytes(fn)))
 
 
-def make_inputs(shape):
+def make_inputs(shape, device='cpu'):
     n, c, h, w = shape
     g = torch.Generator().manual_seed(0)
-    zs = (2 * torch.randn(shape, generator=g)).requires_grad_()
-    zt = 2 * torch.randn(shape, generator=g)
+    zs = (2 * torch.randn(shape, generator=g)).to(device).requires_grad_()
+    zt = (2 * torch.randn(shape, generator=g)).to(device)
     gt = torch.randint(0, c, (n, h, w), generator=g)
     gt[torch.rand(n, h, w, generator=g) < 0.1] = IGNORE  # 10 % ignored pixels
-    return zs, zt, gt
+    return zs, zt, gt.to(device)
 
 
 def candidates(loss_name, zs, zt, gt):
@@ -169,8 +189,8 @@ def check_same_loss(loss_name, zs, zt, gt):
     return float(ours), float(ref)
 
 
-def bench_shape(shape, losses, repeats, warmup, skip):
-    zs, zt, gt = make_inputs(shape)
+def bench_shape(shape, losses, repeats, warmup, skip, device='cpu'):
+    zs, zt, gt = make_inputs(shape, device)
     rows = []
     for loss_name in losses:
         ours, ref = check_same_loss(loss_name, zs, zt, gt)
@@ -185,12 +205,14 @@ def bench_shape(shape, losses, repeats, warmup, skip):
         times = {name: [] for name in cands}
         for r in range(repeats):
             for name, fn in cands.items():  # interleaved: load hits every candidate alike
+                sync(device)
                 start = time.perf_counter()
                 fn()
+                sync(device)
                 times[name].append(time.perf_counter() - start)
             print(f'  repeat {r + 1}/{repeats}: ' + ', '.join(
                 f'{name} {1e3 * t[-1]:.0f}' for name, t in times.items()) + ' ms', flush=True)
-        memory = measure_memory(shape, loss_name, skip)
+        memory = measure_memory(shape, loss_name, skip, device)
         for name in cands:
             rows.append(dict(shape=shape, loss=loss_name, name=name,
                              ms=1e3 * statistics.median(times[name]), mb=memory[name] / 2**20))
@@ -223,6 +245,7 @@ def parse_args(argv=None):
     parser.add_argument('--skip', nargs='*', default=[],
                         help='candidates to leave out, e.g. fused-eager plain')
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
+    parser.add_argument('--device', default='cpu', help='cpu or cuda (memory: CUDA allocator peaks)')
     parser.add_argument('--memory-child', nargs=3, metavar=('SHAPE', 'LOSS', 'CANDIDATE'),
                         help=argparse.SUPPRESS)  # internal: one memory measurement
     return parser.parse_args(argv)
@@ -235,12 +258,13 @@ def main(argv=None):
     if args.memory_child:
         shape, loss_name, name = args.memory_child
         return memory_child(tuple(int(x) for x in shape.split(',')), loss_name, name)
-    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
-          f'compile above {COMPILE_MIN_NUMEL} values', flush=True)
+    where = torch.cuda.get_device_name(args.device) if args.device.startswith('cuda') else \
+        f'{torch.get_num_threads()} threads'
+    print(f'torch {torch.__version__}, {where}, compile above {COMPILE_MIN_NUMEL} values', flush=True)
     rows = []
     for shape in args.shapes:
         rows += bench_shape(tuple(int(x) for x in shape.split(',')), args.losses, args.repeats,
-                            args.warmup, set(args.skip))
+                            args.warmup, set(args.skip), args.device)
     print_table(rows)
 
 

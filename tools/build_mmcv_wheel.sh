@@ -4,26 +4,32 @@
 # Why: mmcv 2.1.0 (the newest mmsegmentation 1.2.2 accepts) has no prebuilt wheel on PyPI for current
 # torch, and its setup.py hard-codes `-std=c++17`, while torch >= 2.10 headers need C++20. We take the
 # registry's source distribution, delete mmcv's hard-coded `-std=...` flags so that torch's own
-# BuildExtension adds the standard the installed torch needs, and build with MMCV_WITH_OPS=1 (CUDA ops
-# too when nvcc and a GPU are present).
+# BuildExtension adds the standard the installed torch needs, and build with MMCV_WITH_OPS=1.
+#
+# Which ops: the CPU ops, on every machine. DeepLabV3, PSPNet, SegFormer and the other models here use no
+# mmcv CUDA op, and mmcv's setup.py builds its CUDA extension whenever torch sees a GPU, toolkit or not
+# (pip's CUDA torch on a machine without nvcc then fails), so the GPUs are hidden from the build. Set
+# GDKD_MMCV_CUDA=1 to build the CUDA ops too (needs nvcc; TORCH_CUDA_ARCH_LIST picks the GPU architectures).
 #
 # The wheel is cached outside the repo, keyed by mmcv, torch (with its CUDA tag), Python and the ops
 # flavour, so a second virtualenv, a CI run or a fresh clone reuses it in seconds:
 #   ${GDKD_WHEEL_CACHE:-~/.cache/gdkd_seg/wheels}/mmcv-<ver>_torch-<ver>_<pytag>_<cpu|cuXY>/mmcv-*.whl
 #
-# Usage: tools/build_mmcv_wheel.sh PYTHON MMCV_VERSION   (prints the wheel path on the last line)
+# Usage: [GDKD_MMCV_CUDA=1] tools/build_mmcv_wheel.sh PYTHON MMCV_VERSION   (prints the wheel path last)
 set -euo pipefail
 
 PYTHON=${1:?usage: build_mmcv_wheel.sh PYTHON MMCV_VERSION}
 MMCV_VERSION=${2:?usage: build_mmcv_wheel.sh PYTHON MMCV_VERSION}
 CACHE_ROOT=${GDKD_WHEEL_CACHE:-$HOME/.cache/gdkd_seg/wheels}
 
-# CUDA ops need a toolkit to compile with and a GPU to run on; otherwise build the CPU ops only.
-if command -v nvcc >/dev/null 2>&1 && "$PYTHON" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' 2>/dev/null; then
+if [ "${GDKD_MMCV_CUDA:-0}" = "1" ]; then
+    command -v nvcc >/dev/null 2>&1 || { echo "[build_mmcv] GDKD_MMCV_CUDA=1 needs the CUDA toolkit (nvcc)" >&2; exit 1; }
     export FORCE_CUDA=1
-    ops_flavour=$("$PYTHON" -c 'import torch; print("cu" + torch.version.cuda.replace(".", ""))')
+    ops_flavour=$("$PYTHON" -c 'import torch; print("cu" + (torch.version.cuda or "none").replace(".", ""))')
+    [ "$ops_flavour" != "cunone" ] || { echo "[build_mmcv] GDKD_MMCV_CUDA=1 needs a CUDA build of torch" >&2; exit 1; }
 else
     export FORCE_CUDA=0
+    export CUDA_VISIBLE_DEVICES=""  # mmcv's setup.py builds CUDA ops whenever torch sees a GPU
     ops_flavour=cpu
 fi
 torch_version=$("$PYTHON" -c 'import torch; print(torch.__version__)')

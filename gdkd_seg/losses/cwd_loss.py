@@ -15,13 +15,13 @@ def cwd_per_channel(student_maps: Tensor, teacher_maps: Tensor, valid: Tensor,
     The softmax of each image and channel runs over that image's valid
     positions only; an image without valid positions gives 0.
     """
-    n, c = student_maps.shape[:2]
+    n, c, h, w = student_maps.shape
     # group 0 = valid positions, 1 = ignored: the within-group KL of group 0
     # is the KL of the spatial softmaxes restricted to the valid positions
-    group_ids = (~valid).long().reshape(n, 1, -1).expand(n, c, -1)
-    _, within_kl = grouped_kl(student_maps.reshape(n * c, -1),
-                              teacher_maps.reshape(n * c, -1),
-                              group_ids.reshape(n * c, -1), 2, tau)
+    group_ids = (~valid).long().reshape(n, 1, h * w).expand(n, c, h * w)
+    _, within_kl = grouped_kl(student_maps.reshape(n * c, h * w),
+                              teacher_maps.reshape(n * c, h * w),
+                              group_ids.reshape(n * c, h * w), 2, tau)
     return tau**2 * within_kl[:, 0].reshape(n, c)
 
 

@@ -159,18 +159,24 @@ def topk_partition_mask(teacher_logits: Tensor, k: int, dim: int = 1) -> Tensor:
 def _group_logsumexp(logits: Tensor, group_ids: Tensor, num_groups: int, nonempty: Tensor) -> Tensor:
     """``(P, G)`` logsumexp of ``logits`` over each group's classes.
 
-    Empty groups get 0 (a finite placeholder the callers mask out); all intermediate values stay finite
-    so that no NaN reaches the gradient.
+    Empty groups get 0 (a finite placeholder the callers mask out); a group whose logits are all -inf (a
+    masked class) gets -inf. No NaN is formed on the way, so none reaches the gradient.
     """
     num_rows = logits.shape[0]
     # The max is only a shift for stability; its gradient cancels exactly.
     group_max = logits.new_full((num_rows, num_groups), float('-inf'))
     group_max = group_max.scatter_reduce(1, group_ids, logits.detach(), reduce='amax', include_self=True)
-    group_max = torch.where(nonempty, group_max, torch.zeros_like(group_max))
+    group_max = torch.where(nonempty & torch.isfinite(group_max), group_max, torch.zeros_like(group_max))
     shifted = logits - group_max.gather(1, group_ids)
     sums = logits.new_zeros(num_rows, num_groups).scatter_add(1, group_ids, shifted.exp())
     sums = torch.where(nonempty, sums, torch.ones_like(sums))
     return group_max + sums.log()
+
+
+def _xlogy_ratio(p: Tensor, log_p: Tensor, log_q: Tensor) -> Tensor:
+    """``p (log p - log q)`` with ``0 log 0 = 0``: where the teacher puts no mass (``-inf`` logits, a masked
+    class) the term is 0, and so is its gradient w.r.t. the student's ``log q``."""
+    return torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p))
 
 
 def grouped_kl(student_logits: Tensor, teacher_logits: Tensor, group_ids: Tensor, num_groups: int,
@@ -199,16 +205,18 @@ def grouped_kl(student_logits: Tensor, teacher_logits: Tensor, group_ids: Tensor
     lse_s = _group_logsumexp(ls, group_ids, num_groups, nonempty)
     lse_t = _group_logsumexp(lt, group_ids, num_groups, nonempty)
 
-    # log group masses: log b_g = lse_g - lse_all; finite everywhere
+    # log group masses: log b_g = lse_g - lse_all (-inf for a teacher group of masked classes)
     log_bs = lse_s - ls.logsumexp(dim=1, keepdim=True)
     log_bt = lse_t - lt.logsumexp(dim=1, keepdim=True)
-    mass_terms = log_bt.exp() * (log_bt - log_bs)
+    mass_terms = _xlogy_ratio(log_bt.exp(), log_bt, log_bs)
     mass_kl = torch.where(nonempty, mass_terms, torch.zeros_like(mass_terms)).sum(dim=1)
 
-    # within-group log-softmax: z_i/T - lse_{g(i)}
+    # within-group log-softmax: z_i/T - lse_{g(i)}; a teacher group without mass has no distribution
+    # (its KL is 0): its lse is replaced by 0 so that its q_t is 0, not NaN
+    lse_t = torch.where(torch.isfinite(lse_t), lse_t, torch.zeros_like(lse_t))
     log_qs = ls - lse_s.gather(1, group_ids)
     log_qt = lt - lse_t.gather(1, group_ids)
-    class_terms = log_qt.exp() * (log_qt - log_qs)
+    class_terms = _xlogy_ratio(log_qt.exp(), log_qt, log_qs)
     within_kl = torch.zeros_like(counts).scatter_add(1, group_ids, class_terms)
     return mass_kl, within_kl
 
@@ -218,4 +226,4 @@ def kl_per_row(student_logits: Tensor, teacher_logits: Tensor, temperature: floa
     """KL(softmax(z_t/T) || softmax(z_s/T)) along ``dim`` (no T^2)."""
     log_ps = F.log_softmax(student_logits / temperature, dim=dim)
     log_pt = F.log_softmax(teacher_logits / temperature, dim=dim)
-    return (log_pt.exp() * (log_pt - log_ps)).sum(dim=dim)
+    return _xlogy_ratio(log_pt.exp(), log_pt, log_ps).sum(dim=dim)

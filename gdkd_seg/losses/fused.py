@@ -132,26 +132,29 @@ def _two_group_stats(zs: Tensor, zt: Tensor, partition: Tensor,
     in_a = _in_group_a(zt, partition)
     s, t = zs * inv_t, zt * inv_t
     ms_a, ms_b = _group_max(s, in_a)
-    mt_a, mt_b = _group_max(t, in_a)
+    # -inf teacher logits (masked classes) are legitimate: a group of only such classes has no teacher
+    # mass (st = 0); its max is taken as 0 so that no -inf - -inf forms, and its terms are 0 (below).
+    mt_a, mt_b = (torch.where(m > NEG_INF, m, 0) for m in _group_max(t, in_a))
     xs = s - torch.where(in_a, ms_a, ms_b)  # <= 0, 0 at each group's max
     xt = t - torch.where(in_a, mt_a, mt_b)
     et = _exp(xt)
     ss_a, ss_b = _group_sum(_exp(xs), in_a)
     st_a, st_b = _group_sum(et, in_a)
-    d_a, d_b = _group_sum(et * (xt - xs), in_a)
+    d_a, d_b = _group_sum(torch.where(et > 0, et * (xt - xs), 0), in_a)
 
     log_ss_a, log_ss_b = ss_a.log(), ss_b.log()
     log_st_a, log_st_b = st_a.log(), st_b.log()
     lse_s_a, lse_s_b = ms_a + log_ss_a, ms_b + log_ss_b
-    lse_t_a, lse_t_b = mt_a + log_st_a, mt_b + log_st_b
+    lse_t_a, lse_t_b = mt_a + log_st_a, mt_b + log_st_b  # -inf for a group without teacher mass
     lse_s = torch.logaddexp(lse_s_a, lse_s_b)
     lse_t = torch.logaddexp(lse_t_a, lse_t_b)
     log_bs_a, log_bs_b = lse_s_a - lse_s, lse_s_b - lse_s
     log_bt_a, log_bt_b = lse_t_a - lse_t, lse_t_b - lse_t
     bt_a, bt_b = log_bt_a.exp(), log_bt_b.exp()
-    mass = bt_a * (log_bt_a - log_bs_a) + bt_b * (log_bt_b - log_bs_b)
-    kl_a = d_a / st_a - log_st_a + log_ss_a
-    kl_b = d_b / st_b - log_st_b + log_ss_b
+    mass = (torch.where(bt_a > 0, bt_a * (log_bt_a - log_bs_a), 0)
+            + torch.where(bt_b > 0, bt_b * (log_bt_b - log_bs_b), 0))
+    kl_a = torch.where(st_a > 0, d_a / st_a - log_st_a + log_ss_a, 0)
+    kl_b = torch.where(st_b > 0, d_b / st_b - log_st_b + log_ss_b, 0)
     mass, kl_a, kl_b = (torch.where(include > 0, x, 0)
                         for x in (mass, kl_a, kl_b))
     sums = torch.stack([mass.sum(), kl_a.sum(), kl_b.sum()])
@@ -185,14 +188,16 @@ def _backward_kernel(zs: Tensor, zt: Tensor, partition: Tensor,
                      weights: Tensor) -> Tensor:
     """``alpha_G q_s - beta_G q_t`` elementwise, G the group of each class,
     ``alpha_G = w_mass (b_s,G - b_t,G) + w_G``, ``beta_G = w_G``; 0 where
-    ``include`` is 0."""
+    ``include`` is 0. A group without teacher mass (``lse_t = -inf``) has no
+    within-group term: ``w_G`` is 0 there."""
     w_mass, w_a, w_b = weights.unbind()
     in_a = _in_group_a(zt, partition)
+    lse_t = torch.where(in_a, lse_t_a, lse_t_b)
+    with_mass = lse_t > NEG_INF
     qs = _exp(zs * inv_t - torch.where(in_a, lse_s_a, lse_s_b))
-    qt = _exp(zt * inv_t - torch.where(in_a, lse_t_a, lse_t_b))
-    alpha = torch.where(in_a, w_mass * excess_a + w_a,
-                        w_mass * excess_b + w_b)
-    grad = alpha * qs - torch.where(in_a, w_a, w_b) * qt
+    qt = torch.where(with_mass, _exp(zt * inv_t - lse_t), 0)
+    w_group = torch.where(with_mass, torch.where(in_a, w_a, w_b), 0)
+    grad = (w_mass * torch.where(in_a, excess_a, excess_b) + w_group) * qs - w_group * qt
     return torch.where(include > 0, grad, 0)
 
 

@@ -3,7 +3,8 @@ import torch
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
 
-from ..utils import CheckpointDownloadError
+from ..utils import CheckpointDownloadError, state_dict_of
+from ..utils import check_state_dict_fits as check_fits
 from .recorders import ModuleOutputRecorder
 
 CHECKPOINT_HINT = 'pass a local file with --cfg-options model.teacher_checkpoint=PATH'
@@ -13,34 +14,20 @@ class TeacherCheckpointError(RuntimeError):
     """The teacher checkpoint is missing, unreachable or does not fit the teacher config."""
 
 
-def _strip_prefix(state_dict, prefix):
-    if state_dict and all(k.startswith(prefix) for k in state_dict):
-        return {k[len(prefix):]: v for k, v in state_dict.items()}
-    return state_dict
-
-
 def check_state_dict_fits(model: nn.Module, state_dict: dict, source: str) -> None:
     """Raise TeacherCheckpointError naming every missing, unexpected or mis-shaped key."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    mismatched = [(k, tuple(state_dict[k].shape), tuple(expected[k].shape))
-                  for k in expected if k in state_dict and state_dict[k].shape != expected[k].shape]
-    if not (missing or unexpected or mismatched):
-        return
-    lines = [f'Teacher checkpoint {source} does not match the teacher config:']
-    if mismatched:
-        lines += [f'  {k}: checkpoint {list(got)} vs config {list(want)}' for k, got, want in mismatched[:10]]
-        seg = [(got, want) for k, got, want in mismatched if k.endswith('conv_seg.weight')]
-        if seg:
-            lines.append(f'  the checkpoint predicts {seg[0][0][0]} classes, the teacher config '
-                         f'{seg[0][1][0]}: use a teacher trained on this dataset or fix num_classes')
-    if missing:
-        lines.append(f'  missing in checkpoint ({len(missing)}): {missing[:10]}')
-    if unexpected:
-        lines.append(f'  unexpected in checkpoint ({len(unexpected)}): {unexpected[:10]}')
-    lines.append('Is this the checkpoint of the teacher architecture in model.teacher?')
-    raise TeacherCheckpointError('\n'.join(lines))
+    check_fits(model, state_dict, source, 'the teacher config',
+               'Is this the checkpoint of the teacher architecture in model.teacher?', TeacherCheckpointError)
+
+
+def check_finite_weights(state_dict: dict, source: str) -> None:
+    """A teacher with a NaN or inf weight teaches NaN: refuse it, naming the tensors."""
+    bad = [k for k, v in state_dict.items() if torch.is_tensor(v) and v.is_floating_point()
+           and not torch.isfinite(v).all()]
+    if bad:
+        raise TeacherCheckpointError(f'Teacher checkpoint {source} has non-finite (NaN or inf) values in {len(bad)} '
+                                     f'tensors, e.g. {bad[:5]}: it is corrupt or from a diverged run; use another '
+                                     'checkpoint of the teacher')
 
 
 class FrozenTeacher:
@@ -82,9 +69,9 @@ class FrozenTeacher:
                 f'Could not download the teacher checkpoint {self.checkpoint} ({err.__cause__ or err}). '
                 f'This machine may have no internet access: download it elsewhere and {CHECKPOINT_HINT}'
             ) from err
-        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
-        state = _strip_prefix(state, 'module.')
+        state = state_dict_of(ckpt)
         check_state_dict_fits(self.model, state, self.checkpoint)
+        check_finite_weights(state, self.checkpoint)
         self.model.load_state_dict(state, strict=True)
         self.model.eval()
         self.loaded = True

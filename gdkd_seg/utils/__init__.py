@@ -1,7 +1,11 @@
-from .checkpoint import (CheckpointDownloadError, UnsafeCheckpointError, install_safe_checkpoint_loaders,
-                         load_from_http, load_from_local, safe_torch_load)
+from .checkpoint import (AtomicLocalBackend, CheckpointDownloadError, CheckpointMismatchError, CheckpointReadError,
+                         UnsafeCheckpointError, atomic_write, check_state_dict_fits, checkpoint_is_complete,
+                         install_safe_checkpoint_loaders, load_from_http, load_from_local, safe_torch_load,
+                         state_dict_of)
 
 install_safe_checkpoint_loaders()
 
-__all__ = ['CheckpointDownloadError', 'UnsafeCheckpointError', 'install_safe_checkpoint_loaders',
-           'load_from_http', 'load_from_local', 'safe_torch_load']
+__all__ = ['AtomicLocalBackend', 'CheckpointDownloadError', 'CheckpointMismatchError', 'CheckpointReadError',
+           'UnsafeCheckpointError', 'atomic_write', 'check_state_dict_fits', 'checkpoint_is_complete',
+           'install_safe_checkpoint_loaders', 'load_from_http', 'load_from_local', 'safe_torch_load',
+           'state_dict_of']

@@ -6,22 +6,31 @@ message hub pickles ``HistoryBuffer`` objects (numpy arrays, and its statistics 
 checkpoints carry and register loaders for MMEngine's ``CheckpointLoader`` schemes (local paths,
 http(s), ``open-mmlab://``, ``torchvision://``), so ``Runner.resume``, ``load_from`` and
 ``init_cfg=dict(type='Pretrained')`` all go through :func:`safe_torch_load`. Anything else pickled in a
-checkpoint is refused with :class:`UnsafeCheckpointError`.
+checkpoint is refused with :class:`UnsafeCheckpointError`; a truncated or corrupt file gives a
+:class:`CheckpointReadError` naming it.
+
+Writes are atomic: MMEngine's local file backend (which ``save_checkpoint`` writes through) is replaced by
+:class:`AtomicLocalBackend`, which writes a temporary file beside the target and renames it, so an
+interrupted save leaves the previous file intact instead of a truncated one. :func:`check_state_dict_fits`
+names every key of a state dict that does not fit a model.
 """
 import os
 import os.path as osp
 import pickle
+import zipfile
 from urllib.parse import urlparse
 
 import numpy as np
 import torch
 from mmengine.dist import barrier, get_dist_info
+from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import (CheckpointLoader, get_deprecated_model_names,
                                         get_external_models, get_torchvision_models)
 
-__all__ = ['UnsafeCheckpointError', 'CheckpointDownloadError', 'safe_torch_load', 'load_from_local',
-           'load_from_http', 'install_safe_checkpoint_loaders']
+__all__ = ['UnsafeCheckpointError', 'CheckpointDownloadError', 'CheckpointReadError', 'CheckpointMismatchError',
+           'safe_torch_load', 'load_from_local', 'load_from_http', 'install_safe_checkpoint_loaders',
+           'checkpoint_is_complete', 'check_state_dict_fits', 'AtomicLocalBackend', 'atomic_write']
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -30,6 +39,14 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
 
 class CheckpointDownloadError(OSError):
     """A checkpoint URL could not be downloaded."""
+
+
+class CheckpointReadError(OSError):
+    """A checkpoint file is truncated or corrupt."""
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint's weights do not fit the model of the config it is used with."""
 
 
 def _history_buffer_getattr(obj, name):
@@ -63,6 +80,15 @@ def safe_torch_load(file, map_location=None):
     try:
         with torch.serialization.safe_globals(checkpoint_safe_globals()):
             return torch.load(file, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile) as err:
+        first_line = str(err).splitlines()[0] if str(err) else ''
+        if isinstance(file, (str, os.PathLike)) and not checkpoint_is_complete(file):
+            raise CheckpointReadError(
+                f'Could not read checkpoint {file}: it is truncated or corrupt ({type(err).__name__}: '
+                f'{first_line}). A save or copy was probably interrupted: use the previous checkpoint, or copy '
+                'the file again.') from err
+        err.add_note(f'(while loading checkpoint {file})')
+        raise
     except pickle.UnpicklingError as err:
         reason = _unpickler_reason(str(err))
         raise UnsafeCheckpointError(
@@ -127,3 +153,88 @@ def install_safe_checkpoint_loaders():
     CheckpointLoader.register_scheme(('http://', 'https://'), load_from_http, force=True)
     CheckpointLoader.register_scheme(('open-mmlab://', 'openmmlab://'), load_from_openmmlab, force=True)
     CheckpointLoader.register_scheme(('torchvision://', 'modelzoo://'), load_from_torchvision, force=True)
+
+
+def checkpoint_is_complete(path: str) -> bool:
+    """Whether ``path`` is a whole torch checkpoint: torch's zip format keeps its index at the end of the
+    file, so a truncated file has none (cheap: reads the index, not the tensors)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return bool(archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def atomic_write(data: bytes, filepath: str) -> None:
+    """Write ``data`` to a temporary file beside ``filepath``, then rename it over ``filepath``: readers see
+    the old file or the new one, never a part."""
+    os.makedirs(osp.dirname(osp.abspath(filepath)), exist_ok=True)
+    tmp = f'{filepath}.tmp-{os.getpid()}'
+    try:
+        with open(tmp, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, filepath)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+class AtomicLocalBackend(LocalBackend):
+    """MMEngine's local file backend with atomic ``put`` / ``put_text`` (see :func:`atomic_write`)."""
+
+    def put(self, obj: bytes, filepath) -> None:
+        atomic_write(obj, str(filepath))
+
+    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
+        atomic_write(obj.encode(encoding), str(filepath))
+
+
+register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+
+
+def _strip_prefix(state_dict: dict, prefix: str) -> dict:
+    if state_dict and all(k.startswith(prefix) for k in state_dict):
+        return {k[len(prefix):]: v for k, v in state_dict.items()}
+    return state_dict
+
+
+def state_dict_of(checkpoint) -> dict:
+    """The weights of a loaded checkpoint (``state_dict`` of an MMEngine one, or the dict itself), without a
+    DDP ``module.`` prefix."""
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else checkpoint
+    return _strip_prefix(dict(state), 'module.')
+
+
+def check_state_dict_fits(model: torch.nn.Module, state_dict: dict, source: str, target: str,
+                          hint: str = '', error=CheckpointMismatchError) -> None:
+    """Raise ``error`` naming every missing, unexpected or mis-shaped key of ``state_dict`` for ``model``.
+
+    ``source`` names the checkpoint, ``target`` what it should fit (e.g. 'the teacher config'), ``hint`` the
+    fix; where only the classifier's output size differs, the message says so with both class counts.
+    """
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    mismatched = [(k, tuple(state_dict[k].shape), tuple(expected[k].shape))
+                  for k in expected if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k].shape)]
+    if not (missing or unexpected or mismatched):
+        return
+    lines = [f'Checkpoint {source} does not fit {target}:']
+    if mismatched:
+        lines += [f'  {k}: checkpoint {list(got)} vs config {list(want)}' for k, got, want in mismatched[:10]]
+        classes = [(got[0], want[0]) for k, got, want in mismatched
+                   if k.endswith('conv_seg.weight') and got[0] != want[0]]
+        if classes:
+            lines.append(f'  the checkpoint predicts {classes[0][0]} classes, {target} {classes[0][1]}: use a '
+                         'checkpoint trained on this dataset or fix num_classes')
+        elif mismatched:
+            lines.append('  the layers differ in shape: the checkpoint is of another architecture or width')
+    if missing:
+        lines.append(f'  missing in checkpoint ({len(missing)}): {missing[:10]}')
+    if unexpected:
+        lines.append(f'  unexpected in checkpoint ({len(unexpected)}): {unexpected[:10]}')
+    if hint:
+        lines.append(hint)
+    raise error('\n'.join(lines))
