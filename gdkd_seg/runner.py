@@ -13,6 +13,8 @@ samples, label values, class counts) and run MMEngine's Runner. What they add to
   mis-shaped key stops with the list;
 * training stops at the first non-finite loss (``NonFiniteLossHook``) and a resumed run continues with
   the saved random states (``RandomStateHook``), so that it ends with the weights of an uninterrupted run;
+* with ``model.teacher_cache`` the train pipeline loads the cached teacher logits and carries them through
+  its geometric transforms (:mod:`gdkd_seg.teacher_cache`);
 * a crash, Ctrl-C or SIGTERM during training leaves a checkpoint to resume from (written atomically, with
   further signals ignored while it is written); ``--resume`` falls back to the previous checkpoint when
   the latest is truncated, and says so when there is none.
@@ -38,6 +40,7 @@ from mmengine.runner.checkpoint import CheckpointLoader, find_latest_checkpoint,
 from mmseg.registry import RUNNERS
 from .checks import add_label_checks, check_data_roots, check_datasets, check_model_fits_data
 from .engine.safety import NonFiniteLossError
+from .teacher_cache import use_teacher_cache
 from .utils import CheckpointMismatchError, CheckpointReadError, check_state_dict_fits, checkpoint_is_complete
 from .utils.checkpoint import state_dict_of
 
@@ -179,6 +182,9 @@ def train(config: str, options: Optional[dict] = None, work_dir: Optional[str] =
     if resume and cfg.get('load_from') is None:
         cfg.load_from = checkpoint_to_resume(cfg.work_dir)
         cfg.resume = cfg.load_from is not None
+    check_data_roots(cfg, ('train_dataloader', 'val_dataloader'))
+    if cfg.model.get('type') == 'SegDistiller' and cfg.model.get('teacher_cache'):
+        use_teacher_cache(cfg, config)
     check_data(cfg, ('train_dataloader', 'val_dataloader'))
     add_safety_hooks(cfg)
     runner = build_runner(cfg)

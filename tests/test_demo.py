@@ -130,7 +130,8 @@ def test_mmseg_loads_the_scenes_with_the_demo_config(tmp_path):
 
 def test_demo_methods_come_from_the_configs_and_share_one_student_and_teacher():
     methods = demo.demo_methods()
-    assert [m.key for m in methods] == ['student', 'KD', 'DKD', 'GDKD', 'TopKD', 'GDKD+TSM', 'BlockKD', 'FKD']
+    assert [m.key for m in methods] == ['student', 'KD', 'DKD', 'GDKD', 'TopKD', 'GDKD+TSM', 'BlockKD', 'FKD',
+                                       'GDKD-cached']
     assert [m.key for m in methods if m.default] == ['student', 'KD', 'DKD', 'GDKD']
     student = Config.fromfile(methods[0].config).model
     assert not methods[0].distilled

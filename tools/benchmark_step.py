@@ -10,10 +10,12 @@ repeat):
                 channels-last, recorded outputs copied to float32);
 * ``distiller`` a training step of the distiller (student losses + teacher forward + distillation
                 losses, backward, SGD step), with the fused losses (the default);
-* ``distiller-plain`` the same with the losses' plain autograd implementation (``fused=False``).
+* ``distiller-plain`` the same with the losses' plain autograd implementation (``fused=False``);
+* ``distiller-cached`` a training step with the teacher's logits cached (``model.teacher_cache``): they come
+                with the batch (random ones here, float16 as the cache stores them), no teacher runs.
 
-Prints the median times and ``distiller / (student + teacher)``: what distillation adds beyond running
-the two networks. Memory: peak resident memory of one call above the memory before it, each candidate in
+Prints the median times, ``distiller / (student + teacher)`` (what distillation adds beyond running the
+two networks) and ``distiller-cached / student`` (what a cached teacher costs beyond the student's step). Memory: peak resident memory of one call above the memory before it, each candidate in
 a fresh child process (see ``gdkd_seg.utils.memory.peak_extra_bytes``).
 
 Example::
@@ -42,7 +44,7 @@ from mmseg.structures import SegDataSample
 
 DEFAULT_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs',
                           'gdkd_deeplabv3_r101_r18_cityscapes.py')
-CANDIDATES = ('student', 'teacher', 'distiller', 'distiller-plain')
+CANDIDATES = ('student', 'teacher', 'distiller', 'distiller-plain', 'distiller-cached')
 
 
 def build(args):
@@ -56,6 +58,11 @@ def build(args):
     revert_sync_batchnorm(model.teacher.model)  # in place below the root: the recorder hooks stay
     model.teacher.loaded = True  # random weights: the step costs the same
     model.train()
+    torch.manual_seed(0)
+    cached = MODELS.build(dict(cfg.model, teacher_cache='(random logits)'))
+    cached.student = revert_sync_batchnorm(cached.student)
+    cached.teacher.stride = 8  # what init_weights reads from the cache's manifest
+    cached.train()
 
     num_classes = model.student.decode_head.num_classes
     h, w = args.crop
@@ -67,18 +74,22 @@ def build(args):
         label[torch.rand(1, h, w, generator=g) < 0.1] = 255
         sample = SegDataSample(gt_sem_seg=PixelData(data=label))
         sample.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
+        sample.teacher_logits = PixelData(**{
+            name.replace('.', '__'): torch.randn(num_classes, -(-h // 8), -(-w // 8), generator=g).half()
+            for name in cached.teacher.names})
         samples.append(sample)
-    return model, inputs, samples
+    return model, cached, inputs, samples
 
 
-def candidates(model, inputs, samples):
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)
+def candidates(model, cached, inputs, samples):
+    optimizers = {id(m): torch.optim.SGD(m.parameters(), lr=1e-5, momentum=0.9) for m in (model, cached)}
 
-    def train_step(losses_fn):
+    def train_step(losses_fn, owner=model):
         # Gradients kept allocated between steps (zeroed in place), so that the memory measured above
         # the state between steps (weights, gradients, momentum) is the step's own.
+        optimizer = optimizers[id(owner)]
         optimizer.zero_grad(set_to_none=False)
-        loss, _ = model.parse_losses(losses_fn())
+        loss, _ = owner.parse_losses(losses_fn())
         loss.backward()
         optimizer.step()
 
@@ -93,6 +104,7 @@ def candidates(model, inputs, samples):
         'teacher': lambda: model.teacher(inputs),
         'distiller': lambda: distiller_step(True),
         'distiller-plain': lambda: distiller_step(False),
+        'distiller-cached': lambda: train_step(lambda: cached.loss(inputs, samples), cached),
     }
 
 
@@ -162,6 +174,8 @@ def main(argv=None):
         print(f'| {name} | {ms[name]:.1f} | {ms[name] / both:.3f} | {mib} |')
     print(f'| student + teacher | {both:.1f} | 1.000 | '
           + (f'{(memory["student"] + memory["teacher"]) / 2**20:.0f} |' if memory else '- |'))
+    print(f'\ndistiller-cached / student: {ms["distiller-cached"] / ms["student"]:.3f} '
+          f'(live: distiller / student {ms["distiller"] / ms["student"]:.3f})')
 
 
 if __name__ == '__main__':

@@ -12,7 +12,8 @@
 ``--quick`` shortens the schedules (a smoke test of the pipeline, its numbers mean little). The console
 shows a line per stage and MMEngine's progress lines (with ETA); full logs are in each run's work dir.
 ``--cfg-options`` overrides the config of every distilled method (a sweep: one setting per call, same work
-dir; runs with overrides go to ``<method>-<hash of the overrides>/seed<N>``).
+dir; runs with overrides go to ``<method>-<hash of the overrides>/seed<N>``). ``--wall-clock`` adds the
+comparison at matched wall-clock (gdkd_seg/demo/wallclock.py): ``wall_clock.md`` and ``wall_clock.png``.
 """
 import argparse
 import warnings
@@ -36,6 +37,9 @@ def parse_args(argv=None, methods=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={}, metavar='KEY=VALUE',
                         help="overrides of every distilled method's config, in tools/train.py's syntax, e.g. "
                         'model.distill_losses.decode.loss.topk=5 (the student alone keeps its config)')
+    parser.add_argument('--wall-clock', action='store_true',
+                        help='also compare at matched wall-clock: the student alone for as long as GDKD trains, '
+                        'with the live and with the cached teacher (about 17 minutes more)')
     parser.add_argument('--data-only', action='store_true', help='write the digit scenes and stop')
     parser.add_argument('--verbose', action='store_true', help='show the full MMEngine logs')
     return parser.parse_args(argv)
@@ -52,7 +56,8 @@ def main(argv=None):
     if args.seeds:
         schedule = schedule._replace(seeds=tuple(args.seeds))
     chosen = [m for m in methods if m is methods[0] or (m.key in args.methods if args.methods else m.default)]
-    demo = Demo(args.work_dir, args.data_root, schedule, chosen, args.verbose, args.cfg_options)
+    demo = Demo(args.work_dir, args.data_root, schedule, chosen, args.verbose, args.cfg_options, args.wall_clock,
+                methods)
     if args.data_only:
         demo.prepare_data()
         return None

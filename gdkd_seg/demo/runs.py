@@ -24,8 +24,10 @@ from mmengine.config import Config
 from .. import runner
 from ..datasets import prepare_digit_scenes
 from ..datasets.digit_scenes import read_meta
+from ..teacher_cache import build_teacher_cache
 from ..visualization import visualize_partitions
 from .report import fmt_duration, method_label, results_markdown
+from .wallclock import run_matched_wall_clock
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_DIR = osp.join(REPO, 'configs', 'demo')
@@ -146,10 +148,13 @@ class Demo:
     """The whole pipeline on digit scenes: :meth:`run` does the six stages and writes the report."""
 
     def __init__(self, work_dir: str, data_root: str, schedule: Schedule, methods: List[Method],
-                 verbose: bool = False, overrides: Optional[dict] = None):
+                 verbose: bool = False, overrides: Optional[dict] = None, wall_clock: bool = False,
+                 all_methods: Optional[List[Method]] = None):
         self.work_dir, self.data_root = work_dir, data_root
         self.schedule, self.methods, self.verbose = schedule, methods, verbose
         self.overrides = dict(overrides or {})  # cfg options of every distilled method
+        self.wall_clock = wall_clock  # also the comparison at matched wall-clock (wallclock.py)
+        self.all_methods = all_methods or methods
 
     def _quiet(self):
         return redirect_stdout(sys.stdout if self.verbose else ProgressFilter(sys.stdout))
@@ -210,6 +215,56 @@ class Demo:
         stage(f'2/6 teacher: val mIoU {result["mIoU"]:.2f}, trained in {fmt_duration(seconds)}')
         return dict(result, reused=False)
 
+    def default_student_iters(self) -> int:
+        return self.schedule.student_iters or Config.fromfile(self.all_methods[0].config).train_cfg.max_iters
+
+    def teacher_cache(self, teacher: dict, data_meta: dict):
+        """The teacher's cached logits of the train scenes (``tools/cache_teacher.py``), built once per teacher:
+        ``(folder, seconds the build took)``."""
+        cached = next(m for m in self.all_methods if Config.fromfile(m.config).model.get('teacher_cache'))
+        folder = osp.join(self.work_dir, 'teacher_cache', osp.basename(osp.dirname(teacher['checkpoint'])))
+        done = read_json(osp.join(folder, 'build.json'))
+        if done is not None:
+            return folder, done['seconds']
+        stage(f'teacher cache: running the teacher over the train scenes -> {folder}')
+        start = time.time()
+        with self._quiet():
+            build_teacher_cache(cached.config, folder, dict(self.data_options(),
+                                                            **{'model.teacher_checkpoint': teacher['checkpoint']}))
+        seconds = time.time() - start
+        with open(osp.join(folder, 'build.json'), 'w') as f:
+            json.dump(dict(seconds=seconds), f)
+        return folder, seconds
+
+    def method_options(self, method: Method, seed: int, teacher: dict, data_meta: dict, options: dict) -> dict:
+        """The cfg options of one run of ``method``: seed, and for distilled ones the teacher (its checkpoint,
+        or its cached logits) and the sweep's overrides."""
+        run_options = dict(options, **{'randomness.seed': seed})
+        if method.distilled:
+            run_options['model.teacher_checkpoint'] = teacher['checkpoint']
+            if Config.fromfile(method.config).model.get('teacher_cache'):
+                run_options['model.teacher_cache'] = self.teacher_cache(teacher, data_meta)[0]
+            run_options.update(self.overrides)
+        return run_options
+
+    def timed_run(self, method: Method, seed: int, teacher: dict, data_meta: dict, options: dict, tag: str) -> dict:
+        """One run of the matched wall-clock comparison (reused when done): its validation timeline."""
+        run_dir = osp.join(self.work_dir, 'wall_clock', tag, f'seed{seed}')
+        run_options = self.method_options(method, seed, teacher, data_meta, options)
+        key = run_key(method.config, run_options, data_meta)
+        previous = read_json(osp.join(run_dir, 'result.json'))
+        if previous and previous.get('key') == key:
+            return previous['result']
+        stage(f'wall-clock: {tag}, seed {seed} -> {run_dir}')
+        _, seconds = self.train(method.config, run_dir, run_options)
+        from .wallclock import read_timeline
+        result = dict(method=method.key, seed=seed, seconds=seconds, timeline=read_timeline(run_dir))
+        with open(osp.join(run_dir, 'result.json'), 'w') as f:
+            json.dump(dict(key=key, result=result), f, indent=1)
+        stage(f'wall-clock: {tag}, seed {seed}: mIoU {result["timeline"][-1]["mIoU"]:.2f} after '
+              f'{fmt_duration(result["timeline"][-1]["train_seconds"])} of training')
+        return result
+
     def students(self, teacher: dict, data_meta: dict) -> List[dict]:
         """Train and evaluate every (method, seed); a run already finished with the same resolved config,
         overrides and data (``result.json`` in its run dir) is reused, so an interrupted demo continues."""
@@ -219,10 +274,7 @@ class Demo:
         for i, (method, seed) in enumerate(runs, 1):
             run_dir = self.run_dir(method, seed)
             label = method_label(method, self.overrides)
-            run_options = dict(options, **{'randomness.seed': seed})
-            if method.distilled:
-                run_options['model.teacher_checkpoint'] = teacher['checkpoint']
-                run_options.update(self.overrides)
+            run_options = self.method_options(method, seed, teacher, data_meta, options)
             key = run_key(method.config, run_options, data_meta)
             result_file = osp.join(run_dir, 'result.json')
             previous = read_json(result_file)
@@ -267,9 +319,10 @@ class Demo:
         teacher = self.teacher(data_meta)
         runs = self.students(teacher, data_meta)
         partitions = self.partitions(teacher, runs)
+        wall_clock = run_matched_wall_clock(self, teacher, data_meta) if self.wall_clock else None
         summary = dict(command=' '.join(['python', 'tools/demo.py'] + sys.argv[1:]), data=data_meta,
                        teacher=teacher, teacher_config=_stem(TEACHER_CONFIG), runs=runs, overrides=self.overrides,
-                       seeds=list(self.schedule.seeds), partitions=partitions,
+                       seeds=list(self.schedule.seeds), partitions=partitions, wall_clock=wall_clock,
                        student_iters=self.schedule.student_iters or
                        Config.fromfile(self.methods[0].config).train_cfg.max_iters,
                        total_seconds=time.time() - start, machine=machine())

@@ -1,3 +1,5 @@
-from .hooks import DistillerHook, evaluate_teacher
+from .hooks import DistillerHook, ValTimelineHook, evaluate_teacher
+from .safety import NonFiniteLossError, NonFiniteLossHook, RandomStateHook
 
-__all__ = ['DistillerHook', 'evaluate_teacher']
+__all__ = ['DistillerHook', 'ValTimelineHook', 'evaluate_teacher', 'NonFiniteLossError', 'NonFiniteLossHook',
+           'RandomStateHook']

@@ -1,10 +1,13 @@
 """MMEngine hooks of the distillers."""
+import json
+import os.path as osp
+import time
+
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.utils import ProgressBar
 
 from mmpretrain.registry import HOOKS as MMPRETRAIN_HOOKS
-
 from mmseg.registry import HOOKS
 
 
@@ -59,3 +62,40 @@ def evaluate_teacher(runner):
         loop.evaluator.process(data_samples=outputs, data_batch=data_batch)
         bar.update()
     return loop.evaluator.evaluate(len(loop.dataloader.dataset))
+
+
+@MMPRETRAIN_HOOKS.register_module()
+@HOOKS.register_module()
+class ValTimelineHook(Hook):
+    """Writes ``<work_dir>/timeline.json``: after every validation, the iteration, the training time so far
+    (wall-clock in seconds, validation excluded) and the metrics, for comparisons at matched wall-clock."""
+
+    priority = 'LOW'
+
+    def __init__(self, filename: str = 'timeline.json'):
+        self.filename = filename
+        self.points, self._start, self._val_seconds, self._val_start = [], None, 0.0, None
+
+    def before_train(self, runner):
+        self._start = time.perf_counter()
+
+    def before_val(self, runner):
+        self._val_start = time.perf_counter()
+
+    def after_val_epoch(self, runner, metrics=None):
+        if self._start is None:
+            return
+        now = time.perf_counter()
+        train_seconds = now - self._start - self._val_seconds - (now - self._val_start)
+        self.points.append(dict(iter=runner.iter, train_seconds=train_seconds,
+                                **{k: float(v) for k, v in (metrics or {}).items()}))
+
+    def after_val(self, runner):
+        if self._val_start is not None:
+            self._val_seconds += time.perf_counter() - self._val_start
+            self._val_start = None
+
+    def after_train(self, runner):
+        if runner.rank == 0:
+            with open(osp.join(runner.work_dir, self.filename), 'w') as f:
+                json.dump(self.points, f, indent=1)

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from mmseg.registry import MODELS
 from . import feature_only
 from .recorders import ModuleOutputRecorder
-from .teacher import FrozenTeacher
+from .teacher import CachedTeacher, FrozenTeacher
 
 DECLARATION_KEYS = ('student', 'teacher', 'loss', 'connector', 'extra_inputs')
 
@@ -139,6 +139,9 @@ class BaseDistiller(BaseModel):
         self.components = nn.ModuleDict({
             name: build_in_mmseg_scope(cfg, student=self.student, teacher=self.teacher.model)
             for name, cfg in (components or {}).items() if cfg is not None})
+        if self.components and self.teacher.model is None:
+            raise ValueError(f'The components {sorted(self.components)} run the teacher, which a teacher cache does '
+                             'not build: train them with the live teacher (drop model.teacher_cache)')
         for name, decl in self.declarations.items():
             unknown = sorted(set(decl['extra_inputs'].values()) - set(self.components))
             if unknown:
@@ -162,7 +165,8 @@ class BaseDistiller(BaseModel):
 
     def _apply(self, fn, *args, **kwargs):
         # .to(device) / .cuda() / .half() reach the hidden teacher too.
-        self.teacher.model._apply(fn, *args, **kwargs)
+        if self.teacher.model is not None:
+            self.teacher.model._apply(fn, *args, **kwargs)
         return super()._apply(fn, *args, **kwargs)
 
     def init_weights(self):
@@ -188,8 +192,10 @@ class BaseDistiller(BaseModel):
         return losses
 
     def record(self, inputs: Tensor, data_samples) -> Records:
-        """The teacher's outputs and the components' outputs after the student's forward."""
-        teacher = self.teacher(inputs)
+        """The teacher's outputs (run now, or cached and carried by the batch) and the components' outputs,
+        after the student's forward."""
+        teacher = self.teacher.outputs(data_samples, inputs.shape[-2:]) if isinstance(self.teacher, CachedTeacher) \
+            else self.teacher(inputs)
         return Records(self.student_recorder, teacher,
                        {name: component(self.student_recorder, teacher)
                         for name, component in self.components.items()})

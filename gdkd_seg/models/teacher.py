@@ -125,3 +125,38 @@ def _autograd_float32(out):
     if isinstance(out, dict):
         return {k: _autograd_float32(v) for k, v in out.items()}
     return out
+
+
+class CachedTeacher:
+    """Stands in for the :class:`FrozenTeacher` when the teacher's logits come with the batch
+    (``SegDistiller(teacher_cache=DIR)``): no teacher network is built, loaded or run.
+
+    :meth:`load` checks that the cache in ``cache_dir`` is complete and was built for this teacher (its
+    config and checkpoint) and these outputs; :meth:`outputs` gathers the batch's cached logits.
+    """
+
+    model = None
+
+    def __init__(self, model_cfg: dict, cache_dir: str):
+        self.model_cfg, self.cache_dir = model_cfg, cache_dir
+        self.names, self.stride = [], None
+
+    def record(self, names):
+        self.names = list(dict.fromkeys(names))
+
+    def load(self):
+        from ..teacher_cache import check_manifest, read_manifest, teacher_identity
+        manifest = read_manifest(self.cache_dir)
+        check_manifest(manifest, self.cache_dir, teacher_identity(self.model_cfg), self.names)
+        self.stride = manifest['stride']
+
+    def outputs(self, data_samples, padded_shape):
+        from ..datasets.teacher_logits import teacher_logits_of
+        if self.stride is None:
+            raise TeacherCheckpointError('The teacher cache is not checked yet: call model.init_weights() (the Runner '
+                                         'does so when training starts)')
+        return {name: teacher_logits_of(data_samples, name, padded_shape, self.stride) for name in self.names}
+
+    def predict(self, inputs, data_samples):
+        raise TeacherCheckpointError('With model.teacher_cache the teacher is not built, so it cannot be evaluated '
+                                     '(val_teacher): evaluate it with its own config and checkpoint, tools/test.py')
