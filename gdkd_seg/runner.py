@@ -112,12 +112,11 @@ def _unwrap(model):
     return model.module if is_model_wrapper(model) else model
 
 
-def check_checkpoint_fits(model, checkpoint: str, config: str, state_dict: Optional[dict] = None) -> dict:
+def check_checkpoint_fits(model, checkpoint: str, config: str) -> dict:
     """The checkpoint's weights, if they fit ``model`` (built from ``config``) exactly; else a
     CheckpointMismatchError that says what does not fit and which config / checkpoint to use."""
     model = _unwrap(model)
-    state = state_dict if state_dict is not None else state_dict_of(
-        CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu'))
+    state = state_dict_of(CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu'))
     distiller_config = hasattr(model, 'student') and hasattr(model, 'teacher')
     distiller_checkpoint = any(k.startswith('student.') for k in state)
     if distiller_checkpoint and not distiller_config:
