@@ -95,3 +95,14 @@ def test_unreachable_url_says_to_use_a_local_file(tmp_path):
 
     with pytest.raises(CheckpointDownloadError, match='local path'):
         load_from_http('http://127.0.0.1:9/teacher.pth', model_dir=str(tmp_path))
+
+
+def test_mmcls_model_zoo_names_go_through_the_safe_loader(tmp_path, monkeypatch):
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from gdkd_seg.utils import CheckpointDownloadError
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
+    monkeypatch.setattr('gdkd_seg.utils.checkpoint.get_mmcls_models',
+                        lambda: {'mobilenet_v2': 'http://127.0.0.1:9/mobilenet_v2.pth'})
+    with pytest.raises(CheckpointDownloadError, match=r'mobilenet_v2\.pth.*local path'):
+        CheckpointLoader.load_checkpoint('mmcls://mobilenet_v2')

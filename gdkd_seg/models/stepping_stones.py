@@ -12,28 +12,47 @@ forward that the distiller records, so each stone costs one partial teacher forw
 extra student forward. Their connectors live in the distiller (``components.<name>.connectors``), never in
 ``student``: exported students do not contain them. :class:`~gdkd_seg.losses.BlockwiseKDLoss` reads their
 logits as an extra input.
+
+The student need not be a ResNet: its stages may be outputs of its backbone, ``'backbone:0'`` ..
+``'backbone:3'`` (a SegFormer's MixVisionTransformer, whose stages are not called as modules), found from the
+backbone's ``out_indices`` when it has no ``res_layers``, with their channels read from one small forward at
+construction. The teacher's stages must be modules that run in sequence (a ResNet's ``res_layers``): the
+stones call them.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmseg.registry import MODELS
 from .connectors import FeatureProjector
+from .recorders import ModuleOutputRecorder, parse_record_name
+
+PROBE_SIZE = 64  # side of the zero image whose forward reads stage channels (a multiple of 32)
 
 
-def backbone_stage_names(segmentor: nn.Module) -> List[str]:
-    """Module names of the backbone's stages in forward order, e.g. ``['backbone.layer1', ...]``.
+def backbone_stage_names(segmentor: nn.Module, outputs_allowed: bool = False) -> List[str]:
+    """Names of the backbone's stages in forward order: the modules in its ``res_layers`` (MMSeg's ResNet,
+    ResNetV1c/d, ResNeXt), e.g. ``['backbone.layer1', ...]``; else, with ``outputs_allowed``, the elements of
+    its output, one per ``out_indices`` entry, e.g. ``['backbone:0', ..., 'backbone:3']``.
 
-    Known for backbones that list their stages in ``res_layers`` (MMSeg's ResNet, ResNetV1c/d, ResNeXt);
-    other backbones need ``student_stages`` / ``teacher_stages`` given explicitly.
+    Other backbones need ``student_stages`` / ``teacher_stages`` given explicitly.
     """
-    names = getattr(getattr(segmentor, 'backbone', None), 'res_layers', None)
-    if not names:
-        raise ValueError(f'Cannot tell the stages of a {type(getattr(segmentor, "backbone", segmentor)).__name__} '
-                         'backbone: give student_stages / teacher_stages (module names run in sequence, '
-                         "e.g. ['backbone.layer1', 'backbone.layer2', ...]) in the SteppingStones config")
-    return [f'backbone.{name}' for name in names]
+    backbone = getattr(segmentor, 'backbone', None)
+    names = getattr(backbone, 'res_layers', None)
+    if names:
+        return [f'backbone.{name}' for name in names]
+    out_indices = getattr(backbone, 'out_indices', None)
+    if outputs_allowed and isinstance(out_indices, (list, tuple)) and len(out_indices) > 1:
+        return [f'backbone:{j}' for j in range(len(out_indices))]
+    kind = type(backbone if backbone is not None else segmentor).__name__
+    if outputs_allowed:
+        raise ValueError(f'Cannot tell the stages of a {kind} backbone (no res_layers, no out_indices): name them '
+                         "(SteppingStones: student_stages), as modules or as elements of the backbone's output such "
+                         "as 'backbone:0'")
+    raise ValueError(f'Cannot tell the stage modules of a {kind} backbone (no res_layers): name them, modules called '
+                     "in sequence such as ['backbone.layer1', 'backbone.layer2', ...] (SteppingStones: teacher_stages)")
 
 
 def stage_out_channels(stage: nn.Module, name: str) -> int:
@@ -43,6 +62,45 @@ def stage_out_channels(stage: nn.Module, name: str) -> int:
         raise ValueError(f'{name} has no convolution to read its output channels from: give '
                          'student_channels / teacher_channels in the SteppingStones config')
     return convs[-1].out_channels
+
+
+def probed_channels(segmentor: nn.Module, names: Sequence[str], who: str = 'student') -> List[int]:
+    """Channels of the named outputs (module names or ``'module:index'``), from one forward of the
+    segmentor's ``extract_feat`` on a ``PROBE_SIZE`` zero image: in eval mode and without gradients, so
+    neither the weights nor the BN statistics change; the training flags are restored afterwards."""
+    convs = [m for m in segmentor.backbone.modules() if isinstance(m, nn.Conv2d)]
+    in_channels = convs[0].in_channels if convs else 3
+    param = next(segmentor.parameters(), None)
+    image = torch.zeros(1, in_channels, PROBE_SIZE, PROBE_SIZE, device=param.device if param is not None else None)
+    recorder = ModuleOutputRecorder(segmentor, names)
+    training = {m: m.training for m in segmentor.modules()}
+    try:
+        segmentor.eval()
+        with torch.no_grad(), recorder.recording():
+            segmentor.extract_feat(image)
+        outputs = [recorder[name] for name in names]
+    except Exception as err:
+        raise ValueError(f'Could not read the channels of the {who} stages {list(names)} from a forward of a '
+                         f'{PROBE_SIZE}x{PROBE_SIZE} image ({err}): give {who}_channels in the SteppingStones '
+                         'config') from err
+    finally:
+        recorder.remove()
+        for module, mode in training.items():
+            module.training = mode
+    bad = [name for name, out in zip(names, outputs) if not torch.is_tensor(out) or out.dim() != 4]
+    if bad:
+        raise ValueError(f'The {who} stages {bad} do not output (N, C, H, W) feature maps: name other stages')
+    return [int(out.shape[1]) for out in outputs]
+
+
+def stage_channels(segmentor: nn.Module, names: Sequence[str], who: str) -> List[int]:
+    """Per stage: the last convolution's channels of a convolutional stage module; otherwise (outputs such
+    as ``'backbone:3'``, modules without a convolution) channels probed by one small forward."""
+    modules = dict(segmentor.named_modules())
+    convolutional = [':' not in n and any(isinstance(m, nn.Conv2d) for m in modules[n].modules()) for n in names]
+    if all(convolutional):
+        return [stage_out_channels(modules[n], n) for n in names]
+    return probed_channels(segmentor, names, who)
 
 
 @MODELS.register_module()
@@ -62,10 +120,13 @@ class SteppingStones(nn.Module):
             ``1 <= i <= n`` (``i = n`` feeds the connector straight into the teacher's decode head). Each
             costs a partial teacher forward and backward per iteration.
         norm_cfg (dict | None): normalisation after each connector's 1x1 conv (``None``: none).
-        student_stages, teacher_stages (list[str] | None): module names of the stages, run in sequence
-            (default: the backbone's ``res_layers``). The backbone's ``out_indices`` index these stages.
+        student_stages, teacher_stages (list[str] | None): the stages in forward order (default: the
+            backbone's ``res_layers``). The teacher's are modules the stones run in sequence, and its
+            backbone's ``out_indices`` index them. The student's may also be elements of its backbone's output,
+            ``'backbone:j'`` (default without ``res_layers``: one per ``out_indices`` entry).
         student_channels, teacher_channels (list[int] | None): output channels per stage (default: read
-            from each stage's last convolution).
+            from each stage's last convolution, or from one small forward for outputs and stages without
+            one).
         align_corners (bool): of the bilinear resize of connector outputs to the teacher's stage size.
     """
 
@@ -81,9 +142,16 @@ class SteppingStones(nn.Module):
             raise ValueError(f'stones must not repeat a stage, got {stones!r}')
         self.stones = sorted(stones)
         self.align_corners = align_corners
+        if teacher is None:
+            raise ValueError('SteppingStones run the teacher\'s stages and head, so they need the teacher network '
+                             '(a teacher cache builds none)')
 
-        student_stages = student_stages or backbone_stage_names(student)
-        teacher_stages = teacher_stages or backbone_stage_names(teacher)
+        student_stages = list(student_stages or backbone_stage_names(student, outputs_allowed=True))
+        teacher_stages = list(teacher_stages or backbone_stage_names(teacher))
+        outputs = [name for name in teacher_stages if parse_record_name(name)[1] is not None]
+        if outputs:
+            raise ValueError(f'teacher_stages {outputs} name outputs, not modules: the stones call the teacher\'s '
+                             'stages one after the other, so each must be a module (e.g. backbone.layer3)')
         n = len(teacher_stages)
         too_deep = [i for i in self.stones if i > min(n, len(student_stages))]
         if too_deep:
@@ -95,14 +163,14 @@ class SteppingStones(nn.Module):
         t_modules = dict(teacher.named_modules())
         s_modules = dict(student.named_modules())
         for who, names, modules in (('student', student_stages, s_modules), ('teacher', teacher_stages, t_modules)):
-            missing = [name for name in names if name not in modules]
+            missing = [name for name in names if parse_record_name(name)[0] not in modules]
             if missing:
                 raise ValueError(f'the {who} has no stage module(s) {missing}')
         out_indices = list(getattr(teacher.backbone, 'out_indices', range(n)))
         self._check_head_inputs(teacher.decode_head, out_indices)
 
-        s_channels = student_channels or [stage_out_channels(s_modules[m], m) for m in student_stages]
-        t_channels = teacher_channels or [stage_out_channels(t_modules[m], m) for m in teacher_stages]
+        s_channels = student_channels or stage_channels(student, student_stages, 'student')
+        t_channels = teacher_channels or stage_channels(teacher, teacher_stages, 'teacher')
         self.connectors = nn.ModuleDict({str(i): FeatureProjector(s_channels[i - 1], t_channels[i - 1], norm_cfg)
                                          for i in self.stones})
         # Plain attributes set with object.__setattr__: outside this module's tree (no parameters, no

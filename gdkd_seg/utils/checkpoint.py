@@ -5,7 +5,7 @@ message hub pickles ``HistoryBuffer`` objects (numpy arrays, and its statistics 
 ``getattr``). Instead of switching the safety off, we allow-list exactly the types MMEngine/MMSeg
 checkpoints carry and register loaders for MMEngine's ``CheckpointLoader`` schemes (local paths,
 http(s), ``open-mmlab://``, ``torchvision://``), so ``Runner.resume``, ``load_from`` and
-``init_cfg=dict(type='Pretrained')`` all go through :func:`safe_torch_load`. Anything else pickled in a
+``init_cfg=dict(type='Pretrained')`` all go through :func:`safe_torch_load` (``mmcls://`` too). Anything else pickled in a
 checkpoint is refused with :class:`UnsafeCheckpointError`; a truncated or corrupt file gives a
 :class:`CheckpointReadError` naming it.
 
@@ -25,8 +25,8 @@ import torch
 from mmengine.dist import barrier, get_dist_info
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging.history_buffer import HistoryBuffer
-from mmengine.runner.checkpoint import (CheckpointLoader, get_deprecated_model_names,
-                                        get_external_models, get_torchvision_models)
+from mmengine.runner.checkpoint import (CheckpointLoader, _process_mmcls_checkpoint, get_deprecated_model_names,
+                                        get_external_models, get_mmcls_models, get_torchvision_models)
 
 __all__ = ['UnsafeCheckpointError', 'CheckpointDownloadError', 'CheckpointReadError', 'CheckpointMismatchError',
            'safe_torch_load', 'load_from_local', 'load_from_http', 'install_safe_checkpoint_loaders',
@@ -147,12 +147,19 @@ def load_from_torchvision(filename, map_location=None):
     return load_from_http(get_torchvision_models()[filename.split('://', 1)[1]], map_location)
 
 
+def load_from_mmcls(filename, map_location=None):
+    """``mmcls://<model>`` (MMPretrain's model zoo, e.g. the MobileNetV2 students' backbone), loaded safely."""
+    checkpoint = load_from_http(get_mmcls_models()[filename.split('://', 1)[1]], map_location)
+    return _process_mmcls_checkpoint(checkpoint)
+
+
 def install_safe_checkpoint_loaders():
     """Route MMEngine's checkpoint schemes through :func:`safe_torch_load` (idempotent)."""
     CheckpointLoader.register_scheme('', load_from_local, force=True)
     CheckpointLoader.register_scheme(('http://', 'https://'), load_from_http, force=True)
     CheckpointLoader.register_scheme(('open-mmlab://', 'openmmlab://'), load_from_openmmlab, force=True)
     CheckpointLoader.register_scheme(('torchvision://', 'modelzoo://'), load_from_torchvision, force=True)
+    CheckpointLoader.register_scheme('mmcls://', load_from_mmcls, force=True)
 
 
 def checkpoint_is_complete(path: str) -> bool:
