@@ -519,12 +519,22 @@ def test_shape_errors(name):
             loss(s4[:, :, 0, 0], t4[:, :, 0, 0], gt[:, :1, 0])
 
 
-def test_dkd_needs_labels_in_range():
+@pytest.mark.parametrize('fused', [True, False])
+def test_dkd_needs_labels_in_range(fused):
     student, teacher, gt = random_batch(17)
     with pytest.raises(ValueError, match='DKD needs labels'):
-        DKDLoss()(student, teacher)
+        DKDLoss(fused=fused)(student, teacher)
+    with pytest.raises(ValueError, match=r'labels must lie in \[0, 6\) outside ignore_index=None, got values '
+                       r'in \[0, 255\]'):
+        DKDLoss(ignore_index=None, fused=fused)(student, teacher, gt)
+    negative = gt.masked_fill(gt == 255, -1)
+    with pytest.raises(ValueError, match=r'got values in \[-1, '):
+        DKDLoss(fused=fused)(student, teacher, negative)
+    flat = gt[:, 0, 0].clone()  # (N,) class labels, one out of range
+    flat[0] = 6
     with pytest.raises(ValueError, match=r'labels must lie in \[0, 6\)'):
-        DKDLoss(ignore_index=None)(student, teacher, gt)
+        DKDLoss(fused=fused)(student[:, :, 0, 0], teacher[:, :, 0, 0], flat)
+    assert torch.isfinite(DKDLoss(fused=fused)(student, teacher, gt))  # 255 is ignored
 
 
 def test_cwd_needs_maps():

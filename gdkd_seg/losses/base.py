@@ -77,7 +77,8 @@ class LogitDistillLoss(nn.Module):
 
     Subclasses implement :meth:`per_position` (or override :meth:`plain_terms`), optionally
     :meth:`fused_terms`, and check what depends on the inputs in :meth:`check_inputs`. With
-    ``needs_labels`` the labels are part of the loss (DKD's partition) and must name a class.
+    ``needs_labels`` the labels are part of the loss (DKD's partition) and must name a class (checked here
+    on the plain path, by the fused kernels in their own pass on the fused one).
     """
 
     needs_labels = False
@@ -116,26 +117,23 @@ class LogitDistillLoss(nn.Module):
             raise ValueError(f'{self.method} needs labels: pass gt, (N, H, W) segmentation labels or (N,) '
                              'class labels')
         fused = (self.fused and not teacher_logits.requires_grad and student_logits.dim() in (2, 4)
-                 and student_logits.shape[1] >= 2)
+                 and student_logits.shape[1] >= 2 and student_logits.shape[0] > 0)  # an empty batch: plain
         if fused and self.teacher_scaling is None:
             student, teacher, labels, valid = align_logits_and_labels(
                 student_logits, teacher_logits, gt, self.ignore_index, self.resize_mode)
-            self._check_aligned(student_logits, teacher_logits, gt, labels, valid)
+            self.check_inputs(student_logits, teacher_logits, gt)  # labels: in the kernels' own pass
             return self.fused_terms(student, teacher, labels, valid)
         zs, zt, labels, valid = flatten_logits_and_labels(student_logits, teacher_logits, gt, self.ignore_index,
                                                           self.resize_mode)
-        self._check_aligned(student_logits, teacher_logits, gt, labels, valid)
+        self.check_inputs(student_logits, teacher_logits, gt)
+        if self.needs_labels and not fused:
+            check_labels_in_range(labels, valid, student_logits.shape[1], self.ignore_index, self.method)
         zs, zt, labels = zs[valid], zt[valid], None if labels is None else labels[valid]
         if self.teacher_scaling is not None:
             zt = self.teacher_scaling(zt, labels)
         if fused:
             return self.fused_terms(zs, zt, labels, None)
         return self.plain_terms(zs, zt, labels)
-
-    def _check_aligned(self, student_logits, teacher_logits, gt, labels, valid) -> None:
-        self.check_inputs(student_logits, teacher_logits, gt)
-        if self.needs_labels:
-            check_labels_in_range(labels, valid, student_logits.shape[1], self.ignore_index, self.method)
 
     def plain_terms(self, zs: Tensor, zt: Tensor, labels: Optional[Tensor]) -> Dict[str, Tensor]:
         return self.weighted_means(self.per_position(zs, zt, labels))

@@ -68,7 +68,7 @@ class DKDLoss(LogitDistillLoss):
     def fused_terms(self, student: Tensor, teacher: Tensor, labels: Optional[Tensor],
                     valid: Optional[Tensor]) -> Dict[str, Tensor]:
         return fused_dkd_terms(student, teacher, labels, valid, self.alpha, self.beta, self.temperature,
-                               self.loss_weight)
+                               self.loss_weight, ignore_index=self.ignore_index)
 
     def extra_repr(self) -> str:
         return (f'alpha={self.alpha}, beta={self.beta}, temperature={self.temperature}, '

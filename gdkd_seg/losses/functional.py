@@ -129,15 +129,21 @@ def flatten_logits_and_labels(student_logits: Tensor, teacher_logits: Tensor, gt
     return rows(student), rows(teacher), labels, valid.reshape(-1)
 
 
-def check_labels_in_range(labels: Tensor, valid: Tensor, num_classes: int, ignore_index: Optional[int],
-                          method: str) -> None:
-    """Every label counted in the loss must name a class: ``0 <= label < C``."""
-    if labels.numel() == 0:
-        return
-    lowest, highest = torch.aminmax(torch.where(valid, labels, 0))  # 0 is a class: the ignored do not count
+def check_label_bounds(lowest, highest, num_classes: int, ignore_index: Optional[int], method: str) -> None:
+    """The smallest and largest label counted in the loss must name classes: ``0 <= label < C``."""
     if lowest < 0 or highest >= num_classes:
         raise ValueError(f'{method} labels must lie in [0, {num_classes}) outside ignore_index={ignore_index}, '
                          f'got values in [{int(lowest)}, {int(highest)}]')
+
+
+def check_labels_in_range(labels: Tensor, valid: Tensor, num_classes: int, ignore_index: Optional[int],
+                          method: str) -> None:
+    """Every label counted in the loss must name a class (the fused kernels find the bounds in their own
+    pass and call :func:`check_label_bounds`)."""
+    if labels.numel() == 0:
+        return
+    lowest, highest = torch.aminmax(torch.where(valid, labels, 0))  # 0 is a class: the ignored do not count
+    check_label_bounds(lowest, highest, num_classes, ignore_index, method)
 
 
 def masked_mean(values: Tensor, count: int) -> Tensor:

@@ -49,7 +49,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .functional import grouped_kl, topk_partition_mask
+from .functional import check_label_bounds, grouped_kl, topk_partition_mask
 
 # Smaller inputs run eager: compiling costs seconds once and saves little.
 COMPILE_MIN_NUMEL = 1 << 20
@@ -86,12 +86,14 @@ def _topk_partition_kernel(teacher: Tensor, k: int,
 def _label_partition_kernel(labels: Tensor, valid: Optional[Tensor],
                             dtype: torch.dtype) -> Tuple[Tensor, ...]:
     """DKD's partition and bookkeeping: the labels as int32 (0 where not valid; int32 compares vectorize
-    as wide as float32), ``include`` (1.0 where valid) and the number of valid positions."""
+    as wide as float32), ``include`` (1.0 where valid), the number of valid positions, and the smallest and
+    largest valid label (their range is checked on the way, for free)."""
     if valid is None:
         valid = torch.ones_like(labels, dtype=torch.bool)
     include = valid.to(dtype)
-    partition = torch.where(valid, labels, 0).to(torch.int32)
-    return partition, include, include.sum()
+    counted = torch.where(valid, labels, 0)
+    partition = counted.clamp(0, 2**31 - 1).to(torch.int32)
+    return partition, include, include.sum(), counted.min(), counted.max()
 
 
 def _in_group_a(zt: Tensor, partition: Tensor) -> Tensor:
@@ -168,17 +170,18 @@ def _forward_kernel(zs: Tensor, zt: Tensor, topk: Optional[int], labels: Optiona
     the class of ``labels`` (DKD, integer ``(N, 1, ...)``, valid wherever ``valid``); ``valid``: bool
     ``(N, 1, ...)`` or None.
 
-    Returns ``(stats, partition, include, num_valid, tied, num_tied)``: :func:`_two_group_stats`; the
-    threshold (top-k) or int32 labels used; the 0/1 positions counted and their number; for top-k, the
-    0/1 positions with ties across the boundary (left out of ``include``) and their number (None for
-    labels)."""
-    tied = num_tied = None
+    Returns ``(stats, partition, include, num_valid, tied, num_tied, label_bounds)``:
+    :func:`_two_group_stats`; the threshold (top-k) or int32 labels used; the 0/1 positions counted and
+    their number; for top-k, the 0/1 positions with ties across the boundary (left out of ``include``) and
+    their number; for labels, the smallest and largest valid label. Not applicable entries are None."""
+    tied = num_tied = label_bounds = None
     if labels is None:
         partition, include, tied, num_valid, num_tied = _topk_partition_kernel(zt, topk, valid)
     else:
-        partition, include, num_valid = _label_partition_kernel(labels, valid, zs.dtype)
+        partition, include, num_valid, lowest, highest = _label_partition_kernel(labels, valid, zs.dtype)
+        label_bounds = (lowest, highest)
     stats = _two_group_stats(zs, zt, partition, include, inv_t)
-    return stats, partition, include, num_valid, tied, num_tied
+    return stats, partition, include, num_valid, tied, num_tied, label_bounds
 
 
 def _backward_kernel(zs: Tensor, zt: Tensor, partition: Tensor,
@@ -276,15 +279,18 @@ class FusedTwoGroupKL(torch.autograd.Function):
     Group A is the teacher's ``topk`` largest classes (GDKD; a threshold, with the positions whose ties
     cross it computed by the plain :func:`grouped_kl` on :func:`topk_partition_mask`), or, with
     ``labels`` (integer ``(N, 1, ...)``, in ``[0, C)`` wherever valid), the label's class (DKD).
-    ``valid``: bool ``(N, 1, ...)`` or None (all).
+    ``valid``: bool ``(N, 1, ...)`` or None (all). ``label_check`` ``(ignore_index, method)``: labels outside
+    ``[0, C)`` at valid positions raise :func:`check_label_bounds`'s error.
     """
 
     @staticmethod
     def forward(ctx, student: Tensor, teacher: Tensor, topk: Optional[int], labels: Optional[Tensor],
                 valid: Optional[Tensor], weights: Tuple[float, float, float], temperature: float,
-                loss_weight: float, use_compile: bool) -> Tensor:
-        stats, partition, include, num_valid, tied, num_tied = _run(
+                loss_weight: float, use_compile: bool, label_check: Tuple = (None, 'DKD')) -> Tensor:
+        stats, partition, include, num_valid, tied, num_tied, label_bounds = _run(
             _forward_kernel, use_compile, student, teacher, topk, labels, valid, 1.0 / temperature)
+        if label_bounds is not None and num_valid > 0:
+            check_label_bounds(*label_bounds, student.shape[1], *label_check)
         sums, *per_position = stats
         if tied is not None and num_tied > 0:
             tied = tied.squeeze(1) > 0
@@ -300,7 +306,7 @@ class FusedTwoGroupKL(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out: Tensor):
-        nones = (None, ) * 8
+        nones = (None, ) * 9
         if not ctx.needs_input_grad[0]:
             return (None, ) + nones
         student, teacher, partition, include, factors, tied, *per_position = ctx.saved_tensors
@@ -321,7 +327,7 @@ class FusedTwoGroupKL(torch.autograd.Function):
 
 def _apply(student: Tensor, teacher: Tensor, topk: Optional[int], labels: Optional[Tensor],
            valid: Optional[Tensor], weights: Sequence[float], temperature: float, loss_weight: float,
-           backend: str) -> Tensor:
+           backend: str, label_check: Tuple = (None, 'DKD')) -> Tensor:
     if teacher.shape != student.shape or teacher.dtype != student.dtype:
         raise ValueError('expected student and teacher logits of one shape and dtype, got '
                          f'{tuple(student.shape)} {student.dtype} and {tuple(teacher.shape)} {teacher.dtype}')
@@ -331,7 +337,7 @@ def _apply(student: Tensor, teacher: Tensor, topk: Optional[int], labels: Option
     return FusedTwoGroupKL.apply(
         student, teacher, topk, None if labels is None else labels.unsqueeze(1),
         None if valid is None else valid.unsqueeze(1), tuple(float(w) for w in weights), float(temperature),
-        float(loss_weight), _use_compile(check_backend(backend), student.numel()))
+        float(loss_weight), _use_compile(check_backend(backend), student.numel()), label_check)
 
 
 def fused_gdkd_terms(student: Tensor, teacher: Tensor, valid: Optional[Tensor], topk: int,
@@ -347,10 +353,11 @@ def fused_gdkd_terms(student: Tensor, teacher: Tensor, valid: Optional[Tensor], 
 
 
 def fused_dkd_terms(student: Tensor, teacher: Tensor, labels: Tensor, valid: Optional[Tensor], alpha: float,
-                    beta: float, temperature: float = 1.0, loss_weight: float = 1.0,
-                    backend: str = 'auto') -> Dict[str, Tensor]:
+                    beta: float, temperature: float = 1.0, loss_weight: float = 1.0, backend: str = 'auto',
+                    ignore_index: Optional[int] = None) -> Dict[str, Tensor]:
     """DKD's ``{'tckd', 'nckd'}`` on aligned logits (as :func:`fused_gdkd_terms`): group A is the label,
-    which must lie in ``[0, C)`` wherever ``valid``."""
+    which must lie in ``[0, C)`` wherever ``valid`` (a ValueError otherwise; ``ignore_index`` only serves
+    its message)."""
     tckd, _, nckd = _apply(student, teacher, None, labels, valid, (alpha, 0.0, beta), temperature, loss_weight,
-                           backend).unbind()
+                           backend, (ignore_index, 'DKD')).unbind()
     return dict(tckd=tckd, nckd=nckd)
