@@ -26,6 +26,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 import torch.distributed as dist
+import mmengine
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
@@ -101,10 +102,7 @@ def image_dir(dataset: dict) -> str:
 
 def read_manifest(cache_dir: str) -> Optional[dict]:
     path = osp.join(cache_dir, MANIFEST)
-    if not osp.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+    return mmengine.load(path) if osp.isfile(path) else None
 
 
 def _build_command(config: str, cache_dir: str) -> str:

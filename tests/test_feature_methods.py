@@ -15,7 +15,7 @@ from gdkd_seg.losses import BlockwiseKDLoss, FeatureKDLoss, KDLoss
 from gdkd_seg.models import detach_head_input
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from toy import runner_cfg, tiny_segmentor, write_seg_folder
+from toy import runner_cfg, save_random_segmentor, tiny_segmentor, write_seg_folder
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(ROOT, 'tools'))
@@ -59,10 +59,7 @@ def stone_logits(model, inputs, samples):
 
 @pytest.fixture
 def teacher_ckpt(tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / 'teacher.pth'
-    torch.save({'state_dict': MODELS.build(tiny_segmentor(3, width=16, aux=True)).state_dict()}, path)
-    return path
+    return save_random_segmentor(tmp_path / 'teacher.pth')
 
 
 def batch(num=2, size=32, num_classes=3):

@@ -24,7 +24,7 @@ from gdkd_seg.export import export_student
 from gdkd_seg.losses import CWDLoss, DKDLoss, GDKDLoss, KDLoss
 from gdkd_seg.models import TeacherCheckpointError
 from gdkd_seg.utils import CheckpointMismatchError, CheckpointReadError, safe_torch_load
-from toy import runner_cfg, tiny_segmentor, write_seg_folder
+from toy import runner_cfg, save_random_segmentor, tiny_segmentor, write_seg_folder
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -41,9 +41,7 @@ def distiller(teacher_ckpt, student_width=8, dropout=0.0):
 @pytest.fixture
 def toy(tmp_path):
     root = write_seg_folder(str(tmp_path / 'data'), n_train=6, n_val=2)
-    torch.manual_seed(0)
-    teacher = tmp_path / 'teacher.pth'
-    torch.save({'state_dict': MODELS.build(tiny_segmentor(3, width=16, aux=True)).state_dict()}, teacher)
+    teacher = save_random_segmentor(tmp_path / 'teacher.pth')
     return root, teacher
 
 

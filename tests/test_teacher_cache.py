@@ -6,7 +6,6 @@ import os.path as osp
 
 import numpy as np
 import pytest
-import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from PIL import Image
@@ -17,7 +16,7 @@ from gdkd_seg import runner as gdkd_runner
 from gdkd_seg.datasets.teacher_logits import cache_file
 from gdkd_seg.models.teacher import FrozenTeacher
 from gdkd_seg.teacher_cache import TeacherCacheError, build_teacher_cache, read_manifest
-from toy import runner_cfg, tiny_segmentor, write_seg_folder
+from toy import runner_cfg, save_random_segmentor, tiny_segmentor, write_seg_folder
 
 LOGITS = 'decode_head.conv_seg'
 
@@ -26,9 +25,7 @@ LOGITS = 'decode_head.conv_seg'
 def setup(tmp_path):
     """Toy data, a random teacher checkpoint and a GDKD distiller config writer."""
     root = write_seg_folder(str(tmp_path / 'data'), n_train=5, n_val=2)
-    torch.manual_seed(0)
-    teacher = tmp_path / 'teacher.pth'
-    torch.save({'state_dict': MODELS.build(tiny_segmentor(3, width=16, aux=True)).state_dict()}, teacher)
+    teacher = save_random_segmentor(tmp_path / 'teacher.pth')
 
     def config(name='gdkd', cache=None, pipeline=None, max_iters=2, losses=None, checkpoint=teacher):
         model = dict(type='SegDistiller', student=tiny_segmentor(3, width=8, aux=True),
@@ -119,8 +116,7 @@ def test_missing_incomplete_and_stale_caches_are_clear_errors(tmp_path, setup):
         gdkd_runner.train(path)
     manifest_file.write_text(json.dumps(manifest))
 
-    torch.manual_seed(1)  # another teacher, saved under the same name
-    torch.save({'state_dict': MODELS.build(tiny_segmentor(3, width=16, aux=True)).state_dict()}, teacher)
+    save_random_segmentor(teacher, seed=1)  # another teacher, saved under the same name
     with pytest.raises(TeacherCacheError, match=r"built for another teacher \(its \['checkpoint_sha256'\] differ"):
         gdkd_runner.train(path)
     with pytest.raises(TeacherCacheError, match='holds the cache of another teacher'):

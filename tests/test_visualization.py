@@ -16,7 +16,7 @@ from gdkd_seg.losses import GDKDLoss
 from gdkd_seg.visualization import (draw_partitions, figure_layout, gdkd_settings, partition_figure, partition_maps,
                                     visualize_partitions)
 from gdkd_seg.visualization.partitions import DIFFERS_RGB
-from toy import runner_cfg, tiny_segmentor, write_seg_folder
+from toy import runner_cfg, save_random_segmentor, tiny_segmentor, write_seg_folder
 
 
 # One image of 2x2 pixels, 4 classes, no ties. With k=2 the teacher's top groups are
@@ -182,9 +182,7 @@ def _distiller(teacher_ckpt):
 @pytest.fixture
 def toy(tmp_path):
     root = write_seg_folder(str(tmp_path / 'data'), n_train=2, n_val=2, size=(48, 64))
-    torch.manual_seed(0)
-    teacher_ckpt = tmp_path / 'teacher.pth'
-    torch.save({'state_dict': MODELS.build(tiny_segmentor(3, width=16)).state_dict()}, teacher_ckpt)
+    teacher_ckpt = save_random_segmentor(tmp_path / 'teacher.pth', aux=False)
     return root, teacher_ckpt
 
 

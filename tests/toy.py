@@ -49,6 +49,15 @@ def tiny_segmentor(num_classes=3, width=16, aux=False):
     return ConfigDict(model)  # MMSeg reads test_cfg.mode as an attribute
 
 
+def save_random_segmentor(path, seed=0, num_classes=3, width=16, aux=True):
+    """A checkpoint of a randomly initialised :func:`tiny_segmentor` (a teacher for the tests); returns path."""
+    import torch
+    from mmseg.registry import MODELS
+    torch.manual_seed(seed)
+    torch.save({'state_dict': MODELS.build(tiny_segmentor(num_classes, width=width, aux=aux)).state_dict()}, path)
+    return path
+
+
 def seg_dataloader(root, split, num_classes=3, batch_size=2, train=True):
     pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'), dict(type='PackSegInputs')]
     dataset = dict(type='BaseSegDataset', data_root=root, img_suffix='.png', seg_map_suffix='.png',

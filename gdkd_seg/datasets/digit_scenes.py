@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+import mmengine
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
@@ -187,10 +188,7 @@ def _settings(**overrides) -> dict:
 
 def read_meta(root: str) -> Optional[dict]:
     path = osp.join(root, META_FILE)
-    if not osp.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+    return mmengine.load(path) if osp.isfile(path) else None
 
 
 def prepare_digit_scenes(root: str, force: bool = False, **settings) -> Tuple[str, bool]:
