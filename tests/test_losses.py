@@ -534,6 +534,8 @@ def test_dkd_needs_labels_in_range(fused):
     flat[0] = 6
     with pytest.raises(ValueError, match=r'labels must lie in \[0, 6\)'):
         DKDLoss(fused=fused)(student[:, :, 0, 0], teacher[:, :, 0, 0], flat)
+    with pytest.raises(ValueError, match=r'^DKD labels must lie in \[0, 6\)'):  # before the scaling reads them
+        DKDLoss(fused=fused, teacher_scaling=dict(k=2))(student, teacher, negative)
     assert torch.isfinite(DKDLoss(fused=fused)(student, teacher, gt))  # 255 is ignored
 
 

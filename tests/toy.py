@@ -2,8 +2,11 @@
 import os.path as osp
 
 import numpy as np
+import torch
 from mmengine.config import Config, ConfigDict
 from PIL import Image
+
+from mmseg.registry import MODELS
 
 
 def write_seg_folder(root, n_train=4, n_val=2, size=(64, 64), num_classes=3, seed=0):
@@ -51,8 +54,6 @@ def tiny_segmentor(num_classes=3, width=16, aux=False):
 
 def save_random_segmentor(path, seed=0, num_classes=3, width=16, aux=True):
     """A checkpoint of a randomly initialised :func:`tiny_segmentor` (a teacher for the tests); returns path."""
-    import torch
-    from mmseg.registry import MODELS
     torch.manual_seed(seed)
     torch.save({'state_dict': MODELS.build(tiny_segmentor(num_classes, width=width, aux=aux)).state_dict()}, path)
     return path

@@ -77,8 +77,8 @@ class LogitDistillLoss(nn.Module):
 
     Subclasses implement :meth:`per_position` (or override :meth:`plain_terms`), optionally
     :meth:`fused_terms`, and check what depends on the inputs in :meth:`check_inputs`. With
-    ``needs_labels`` the labels are part of the loss (DKD's partition) and must name a class (checked here
-    on the plain path, by the fused kernels in their own pass on the fused one).
+    ``needs_labels`` the labels are part of the loss (DKD's partition) and must name a class (checked here,
+    or by the fused kernels in their own pass where they alone read the labels).
     """
 
     needs_labels = False
@@ -126,7 +126,7 @@ class LogitDistillLoss(nn.Module):
         zs, zt, labels, valid = flatten_logits_and_labels(student_logits, teacher_logits, gt, self.ignore_index,
                                                           self.resize_mode)
         self.check_inputs(student_logits, teacher_logits, gt)
-        if self.needs_labels and not fused:
+        if self.needs_labels:  # before teacher_scaling reads them
             check_labels_in_range(labels, valid, student_logits.shape[1], self.ignore_index, self.method)
         zs, zt, labels = zs[valid], zt[valid], None if labels is None else labels[valid]
         if self.teacher_scaling is not None:

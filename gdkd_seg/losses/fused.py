@@ -91,9 +91,8 @@ def _label_partition_kernel(labels: Tensor, valid: Optional[Tensor],
     if valid is None:
         valid = torch.ones_like(labels, dtype=torch.bool)
     include = valid.to(dtype)
-    counted = torch.where(valid, labels, 0)
-    partition = counted.clamp(0, 2**31 - 1).to(torch.int32)
-    return partition, include, include.sum(), counted.min(), counted.max()
+    counted = torch.where(valid, labels, 0)  # out of range: no class matches, and forward raises
+    return counted.to(torch.int32), include, include.sum(), counted.min(), counted.max()
 
 
 def _in_group_a(zt: Tensor, partition: Tensor) -> Tensor:
