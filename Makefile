@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 
-.PHONY: env demo demo-quick test test-fast clean-env
+.PHONY: env demo demo-quick test test-fast lint format clean-env
 
 env: $(STAMP)
 
@@ -19,6 +19,15 @@ demo-quick: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest tests --durations=15
+
+# Ruff: lint and format check (CI runs it before the tests); `make format` rewrites the files.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 # Everything but the end-to-end runs marked slow.
 test-fast: $(STAMP)

@@ -4,6 +4,7 @@ Dependencies are pinned in constraints.txt and installed by tools/setup_env.sh (
 to be built from source for current torch, and the OpenMMLab packages go in with --no-deps so that
 opencv-python-headless is the only OpenCV. Hence no install_requires here.
 """
+
 from setuptools import find_packages, setup
 
 setup(

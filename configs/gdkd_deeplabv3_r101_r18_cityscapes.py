@@ -6,4 +6,5 @@ _base_ = ['./_base_/distill_cityscapes_40k.py', './_base_/gdkd_heads.py']
 model = dict(
     student='mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py',
     teacher={{_base_.deeplabv3_r101_teacher}},
-    teacher_checkpoint={{_base_.deeplabv3_r101_checkpoint}})
+    teacher_checkpoint={{_base_.deeplabv3_r101_checkpoint}},
+)

@@ -2,7 +2,15 @@
 
 Configs therefore say ``custom_imports=dict(imports=['gdkd_seg'])`` with ``default_scope='mmseg'``.
 """
-from . import utils  # noqa: F401  (first: routes MMEngine's checkpoint loading through the safe loader)
-from . import classification, datasets, engine, losses, models, visualization  # noqa: F401
+
+from . import (  # noqa: F401
+    classification,
+    datasets,
+    engine,
+    losses,
+    models,
+    utils,  # noqa: F401  (first: routes MMEngine's checkpoint loading through the safe loader)
+    visualization,
+)
 
 __version__ = '0.1.0'

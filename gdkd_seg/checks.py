@@ -6,15 +6,16 @@ iteration runs: the error names the problem and the fix.
   only class ids and the ignore index (:func:`add_label_checks` then checks every sample as it loads);
 * :func:`check_model_fits_data`: the model predicts as many classes as the data sets define.
 """
+
 import os.path as osp
 from typing import Iterator, Optional, Tuple
 
 import numpy as np
 from mmengine.model import is_model_wrapper
-
 from mmseg.datasets import BaseSegDataset
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import DATASETS
+
 from .datasets.transforms import bad_label_values, label_error
 
 IGNORE_INDEX = 255  # MMSeg's decode heads ignore 255 unless a config says otherwise
@@ -48,15 +49,15 @@ def check_data_roots(cfg, dataloaders=DATALOADERS) -> None:
     for key, dataset in dataloader_datasets(cfg, dataloaders):
         root = dataset.get('data_root') or ''
         prefix = dataset.get('data_prefix') or {}
-        folders = [prefix.get('img_path', ''), prefix.get('seg_map_path', '')] if isinstance(prefix, dict) \
-            else [prefix]
+        folders = [prefix.get('img_path', ''), prefix.get('seg_map_path', '')] if isinstance(prefix, dict) else [prefix]
         for folder in folders:
             path = osp.join(root, folder) if folder else root
             if path and not osp.isdir(path):
                 raise DatasetNotFoundError(
                     f'{key}: the {dataset.get("type", "dataset")} folder {path!r} does not exist. '
                     f'Put the data there (see the README: "Datasets"), or point the config at it with '
-                    f'--cfg-options {key}.dataset.data_root=/path/to/data')
+                    f'--cfg-options {key}.dataset.data_root=/path/to/data'
+                )
 
 
 def decode_head_classes(segmentor) -> Optional[int]:
@@ -86,7 +87,8 @@ def check_model_fits_data(cfg, model, dataloaders=DATALOADERS) -> None:
                 f'{key}: {dataset.get("type")} has {len(classes)} classes but the model predicts '
                 f'{num_classes} (decode_head.num_classes). Set num_classes={len(classes)} in the model '
                 '(for a distiller: the student, the teacher and their auxiliary heads), or use the '
-                'dataset the config was written for.')
+                'dataset the config was written for.'
+            )
 
 
 def _dataset_class(dataset: dict):
@@ -119,7 +121,8 @@ def check_datasets(cfg, dataloaders=DATALOADERS, num_label_maps: int = 8) -> Non
                 f'{osp.join(root, prefix.get("img_path", ""))!r} with a label map *{built.seg_map_suffix} under '
                 f'{osp.join(root, prefix.get("seg_map_path", ""))!r}'
                 + (f' listed in {built.ann_file!r}' if built.ann_file else '')
-                + '. Put the data there (README: "Datasets"), or fix data_root / data_prefix / the suffixes.')
+                + '. Put the data there (README: "Datasets"), or fix data_root / data_prefix / the suffixes.'
+            )
         classes = _dataset_classes(dataset)
         if classes is None:
             continue

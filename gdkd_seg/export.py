@@ -1,6 +1,7 @@
 """Exports of trained distillers: the student as a plain MMSeg checkpoint and config, and a classification
 student's backbone as the pretrained weights of a segmentor (``tools/export_student.py``,
 ``tools/export_backbone.py``)."""
+
 import io
 import os.path as osp
 
@@ -8,8 +9,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope, init_default_scope
 from mmengine.runner.checkpoint import load_checkpoint
-
 from mmseg.registry import MODELS
+
 from .models import resolve_model_cfg
 from .models.cls_distiller import build_classifier
 from .utils import CheckpointMismatchError, atomic_write, check_state_dict_fits, safe_torch_load, state_dict_of
@@ -45,13 +46,19 @@ def export_student(config_path: str, checkpoint_path: str, out_path: str):
     plain = student_config(cfg)
     ckpt = safe_torch_load(checkpoint_path, map_location='cpu')
     state = state_dict_of(ckpt)
-    student = {k[len('student.'):]: v for k, v in state.items() if k.startswith('student.')}
+    student = {k[len('student.') :]: v for k, v in state.items() if k.startswith('student.')}
     if not student:
         raise CheckpointMismatchError(
             f'{checkpoint_path} has no "student." weights: it is not a distiller checkpoint (an exported student '
-            'or a plain model already is what export_student writes)')
-    check_state_dict_fits(build_student(cfg), student, checkpoint_path, f'the student of {config_path}',
-                          'Export with the distiller config the checkpoint was trained with.')
+            'or a plain model already is what export_student writes)'
+        )
+    check_state_dict_fits(
+        build_student(cfg),
+        student,
+        checkpoint_path,
+        f'the student of {config_path}',
+        'Export with the distiller config the checkpoint was trained with.',
+    )
     meta = dict(ckpt.get('meta', {}))
     meta.pop('cfg', None)
     meta['exported_from'] = osp.abspath(checkpoint_path)
@@ -67,10 +74,12 @@ def backbone_state_dict(state_dict: dict, prefix=None) -> dict:
     """The entries under ``prefix`` (found among BACKBONE_PREFIXES when None), without it."""
     if prefix is None:
         prefix = next((p for p in BACKBONE_PREFIXES if any(k.startswith(p) for k in state_dict)), None)
-    backbone = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)} if prefix else {}
+    backbone = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)} if prefix else {}
     if not backbone:
-        raise ValueError(f'No backbone weights under {prefix or " or ".join(BACKBONE_PREFIXES)!r}; the checkpoint '
-                         f'keys start like {sorted(state_dict)[:5]}. Pass --prefix for another layout.')
+        raise ValueError(
+            f'No backbone weights under {prefix or " or ".join(BACKBONE_PREFIXES)!r}; the checkpoint '
+            f'keys start like {sorted(state_dict)[:5]}. Pass --prefix for another layout.'
+        )
     return backbone
 
 

@@ -19,6 +19,7 @@ samples, label values, class counts) and run MMEngine's Runner. What they add to
   further signals ignored while it is written); ``--resume`` falls back to the previous checkpoint when
   the latest is truncated, and says so when there is none.
 """
+
 import glob
 import logging
 import os
@@ -36,8 +37,8 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader, find_latest_checkpoint, load_state_dict
-
 from mmseg.registry import RUNNERS
+
 from .checks import add_label_checks, check_data_roots, check_datasets, check_model_fits_data
 from .engine.safety import NonFiniteLossError
 from .teacher_cache import use_teacher_cache
@@ -47,8 +48,9 @@ from .utils.checkpoint import state_dict_of
 SAFETY_HOOKS = ('NonFiniteLossHook', 'RandomStateHook')
 
 
-def load_config(path: str, options: Optional[dict] = None, work_dir: Optional[str] = None,
-                launcher: str = 'none') -> Config:
+def load_config(
+    path: str, options: Optional[dict] = None, work_dir: Optional[str] = None, launcher: str = 'none'
+) -> Config:
     """The config file with ``options`` merged in; ``work_dir`` defaults to ``work_dirs/<config name>``.
     Its text (logged, dumped, saved in checkpoints) is left as Python writes it, not reformatted by yapf,
     which costs seconds per run."""
@@ -78,8 +80,10 @@ def prepare_cpu_distributed(cfg) -> None:
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
     wrapper = cfg.get('model_wrapper_cfg') or dict(
-        type='MMDistributedDataParallel', broadcast_buffers=False,
-        find_unused_parameters=cfg.get('find_unused_parameters', False))
+        type='MMDistributedDataParallel',
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False),
+    )
     wrapper.setdefault('device_ids', None)
     cfg.model_wrapper_cfg = wrapper
 
@@ -126,14 +130,21 @@ def check_checkpoint_fits(model, checkpoint: str, config: str) -> dict:
             f'{checkpoint} is a distiller checkpoint (its weights are under "student."), but {config} is a plain '
             'model config. Use the distiller config it was trained with, or export the student first: '
             f'python tools/export_student.py DISTILLER_CONFIG {checkpoint} student.pth, then pass student.py '
-            'and student.pth.')
+            'and student.pth.'
+        )
     if distiller_config and not distiller_checkpoint:
         raise CheckpointMismatchError(
             f'{checkpoint} is a plain model checkpoint (no "student." weights), but {config} is a distiller '
             'config. Pass the plain config it was trained or exported with (tools/export_student.py writes '
-            'it beside the weights, e.g. student.py).')
-    check_state_dict_fits(model, state, checkpoint, f'the model of {config}',
-                          'Is this the checkpoint of this config\'s model (and of its data set\'s class count)?')
+            'it beside the weights, e.g. student.py).'
+        )
+    check_state_dict_fits(
+        model,
+        state,
+        checkpoint,
+        f'the model of {config}',
+        "Is this the checkpoint of this config's model (and of its data set's class count)?",
+    )
     return state
 
 
@@ -156,14 +167,19 @@ def checkpoint_to_resume(work_dir: str) -> Optional[str]:
         return None
     if checkpoint_is_complete(latest):
         return latest
-    candidates = sorted((p for p in glob.glob(osp.join(work_dir, '*.pth')) if p != latest),
-                        key=_checkpoint_step, reverse=True)
+    candidates = sorted(
+        (p for p in glob.glob(osp.join(work_dir, '*.pth')) if p != latest), key=_checkpoint_step, reverse=True
+    )
     previous = next((p for p in candidates if checkpoint_is_complete(p)), None)
     if previous is None:
-        raise CheckpointReadError(f'--resume: the latest checkpoint {latest} is truncated and {work_dir} holds no '
-                                  'other complete checkpoint to continue from')
-    warnings.warn(f'--resume: the latest checkpoint {latest} is truncated (an interrupted write); continuing from '
-                  f'the previous one, {previous}')
+        raise CheckpointReadError(
+            f'--resume: the latest checkpoint {latest} is truncated and {work_dir} holds no '
+            'other complete checkpoint to continue from'
+        )
+    warnings.warn(
+        f'--resume: the latest checkpoint {latest} is truncated (an interrupted write); continuing from '
+        f'the previous one, {previous}'
+    )
     return previous
 
 
@@ -173,8 +189,14 @@ def add_safety_hooks(cfg: Config) -> None:
     cfg.custom_hooks = hooks + [dict(type=name) for name in SAFETY_HOOKS if name not in present]
 
 
-def train(config: str, options: Optional[dict] = None, work_dir: Optional[str] = None, resume: bool = False,
-          amp: bool = False, launcher: str = 'none') -> Runner:
+def train(
+    config: str,
+    options: Optional[dict] = None,
+    work_dir: Optional[str] = None,
+    resume: bool = False,
+    amp: bool = False,
+    launcher: str = 'none',
+) -> Runner:
     """Train ``config`` (a segmentor, a distiller or a classifier); returns the trained Runner."""
     cfg = load_config(config, options, work_dir, launcher)
     if amp:
@@ -195,9 +217,18 @@ def train(config: str, options: Optional[dict] = None, work_dir: Optional[str] =
     return runner
 
 
-def test(config: str, checkpoint: str, options: Optional[dict] = None, work_dir: Optional[str] = None,
-         out: Optional[str] = None, show: bool = False, show_dir: Optional[str] = None, wait_time: float = 2,
-         tta: bool = False, launcher: str = 'none') -> dict:
+def test(
+    config: str,
+    checkpoint: str,
+    options: Optional[dict] = None,
+    work_dir: Optional[str] = None,
+    out: Optional[str] = None,
+    show: bool = False,
+    show_dir: Optional[str] = None,
+    wait_time: float = 2,
+    tta: bool = False,
+    launcher: str = 'none',
+) -> dict:
     """Evaluate ``checkpoint`` with ``config``'s test dataloader and evaluator; returns the metrics. A
     distiller checkpoint is tested through its student."""
     cfg = load_config(config, options, work_dir, launcher)
@@ -235,11 +266,16 @@ def save_emergency_checkpoint(runner: Runner) -> None:
     path = osp.join(runner.work_dir, name)
     periodic = osp.join(runner.work_dir, f'iter_{runner.iter}.pth')
     if not by_epoch and osp.isfile(periodic) and checkpoint_is_complete(periodic):
-        print_log(f'Training stopped at iteration {runner.iter}, just after saving {name}; continue with --resume',
-                  logger='current')
+        print_log(
+            f'Training stopped at iteration {runner.iter}, just after saving {name}; continue with --resume',
+            logger='current',
+        )
         return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)} \
-        if _in_main_thread() else {}
+    previous = (
+        {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        if _in_main_thread()
+        else {}
+    )
     try:
         meta = dict(epoch=runner.epoch, iter=runner.iter)  # where the loop resumes: the unfinished epoch
         runner.save_checkpoint(runner.work_dir, name, save_optimizer=True, save_param_scheduler=True, meta=meta)
@@ -249,8 +285,7 @@ def save_emergency_checkpoint(runner: Runner) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    print_log(f'Training stopped at iteration {runner.iter}: saved {name}; continue with --resume',
-              logger='current')
+    print_log(f'Training stopped at iteration {runner.iter}: saved {name}; continue with --resume', logger='current')
 
 
 def _in_main_thread() -> bool:
@@ -260,6 +295,7 @@ def _in_main_thread() -> bool:
 def train_with_recovery(runner: Runner):
     """``runner.train()``; an exception, Ctrl-C or SIGTERM after training started leaves a checkpoint, except
     for a non-finite loss, whose weights are not worth keeping (the last periodic checkpoint is)."""
+
     def on_sigterm(signum, frame):
         raise KeyboardInterrupt('SIGTERM')
 
@@ -269,8 +305,11 @@ def train_with_recovery(runner: Runner):
     except NonFiniteLossError:
         raise
     except BaseException:
-        if getattr(runner, '_train_loop', None) is not None and not isinstance(runner._train_loop, dict) \
-                and runner.iter > 0:
+        if (
+            getattr(runner, '_train_loop', None) is not None
+            and not isinstance(runner._train_loop, dict)
+            and runner.iter > 0
+        ):
             save_emergency_checkpoint(runner)
         raise
     finally:

@@ -11,6 +11,7 @@ def pytest_configure(config):
     from mmseg.utils import register_all_modules
 
     import gdkd_seg  # noqa: F401
+
     register_all_modules(init_default_scope=True)
 
 
@@ -18,6 +19,7 @@ def pytest_configure(config):
 def single_thread():
     """One intra-op thread for modules of tiny tensors, where more threads only add contention."""
     import torch
+
     num_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -28,5 +30,6 @@ def single_thread():
 def mmseg_default_scope():
     """Every test starts in MMSeg's scope: a Runner of a classification config leaves mmpretrain's behind."""
     from mmengine.registry import DefaultScope
+
     with DefaultScope.overwrite_default_scope('mmseg'):
         yield

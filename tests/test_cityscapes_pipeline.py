@@ -1,6 +1,7 @@
 """The user's main path on a generated Cityscapes-format tree: the real GDKD config (R101 teacher, R18
 student), shrunk to small crops and a few iterations, through tools/train.py, --resume, tools/test.py and
 tools/export_student.py, then the exported student in plain MMSeg."""
+
 import json
 import os.path as osp
 import subprocess
@@ -40,8 +41,9 @@ def small_config(cfg_path, data_root, teacher_ckpt, out_path, max_iters):
     cfg = Config.fromfile(cfg_path)
     bn = dict(type='BN', requires_grad=True)
     heads = dict(backbone=dict(norm_cfg=bn), decode_head=dict(norm_cfg=bn), auxiliary_head=dict(norm_cfg=bn))
-    cfg.model.student = dict(cfg_path=cfg.model.student, pretrained=None,
-                             data_preprocessor=dict(size=(64, 128)), **heads)
+    cfg.model.student = dict(
+        cfg_path=cfg.model.student, pretrained=None, data_preprocessor=dict(size=(64, 128)), **heads
+    )
     cfg.model.teacher = dict(cfg_path=cfg.model.teacher, **heads)
     cfg.model.teacher_checkpoint = teacher_ckpt
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
@@ -71,8 +73,9 @@ def test_gdkd_cityscapes_train_resume_test_export(tmp_path):
 
     data_root = write_cityscapes_tree(str(tmp_path / 'cityscapes'))
     base = Config.fromfile(GDKD_CONFIG)
-    teacher = MODELS.build(resolve_model_cfg(dict(cfg_path=base.model.teacher,
-                                                  backbone=dict(norm_cfg=dict(type='BN')))))
+    teacher = MODELS.build(
+        resolve_model_cfg(dict(cfg_path=base.model.teacher, backbone=dict(norm_cfg=dict(type='BN'))))
+    )
     teacher_ckpt = str(tmp_path / 'teacher.pth')
     torch.save({'state_dict': teacher.state_dict(), 'meta': {}}, teacher_ckpt)
 
@@ -80,8 +83,10 @@ def test_gdkd_cityscapes_train_resume_test_export(tmp_path):
     cfg2 = small_config(GDKD_CONFIG, data_root, teacher_ckpt, str(tmp_path / 'gdkd2.py'), max_iters=2)
     runner.train(cfg2, work_dir=work)
     assert osp.isfile(osp.join(work, 'iter_2.pth'))
-    scalars = [json.loads(line) for line in open(
-        next(iter(__import__('glob').glob(osp.join(work, '*', 'vis_data', 'scalars.json')))))]
+    scalars = [
+        json.loads(line)
+        for line in open(next(iter(__import__('glob').glob(osp.join(work, '*', 'vis_data', 'scalars.json')))))
+    ]
     assert any('mIoU' in s for s in scalars), 'validation did not log mIoU'
     train_logged = [s for s in scalars if 'distill.decode.gdkd_other' in s]
     assert train_logged and all(np.isfinite(s['distill.decode.loss_gdkd']) for s in train_logged)
@@ -110,6 +115,7 @@ def test_gdkd_cityscapes_train_resume_test_export(tmp_path):
 
 def test_missing_cityscapes_root_fails_before_building_models(tmp_path):
     from gdkd_seg.checks import DatasetNotFoundError
+
     missing = str(tmp_path / 'nowhere')
     with pytest.raises(DatasetNotFoundError, match=r'nowhere/leftImg8bit/train.*README'):
         runner.train(GDKD_CONFIG, {'train_dataloader.dataset.data_root': missing}, work_dir=str(tmp_path / 'w'))
@@ -120,6 +126,7 @@ def test_every_config_builds():
     from mmseg.registry import MODELS
 
     import gdkd_seg  # noqa: F401
+
     configs = sorted(__import__('glob').glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True))
     configs = [c for c in configs if '_base_' not in c]
     assert len(configs) >= 12
@@ -143,21 +150,42 @@ def test_torchrun_two_cpu_processes_train_the_distiller(tmp_path):
     root = write_seg_folder(str(tmp_path / 'data'), n_train=4)
     teacher = MODELS.build(tiny_segmentor(3, width=16, aux=True))
     torch.save({'state_dict': teacher.state_dict()}, tmp_path / 'teacher.pth')
-    model = dict(type='SegDistiller', student=tiny_segmentor(3, width=8, aux=True),
-                 teacher=tiny_segmentor(3, width=16, aux=True), teacher_checkpoint=str(tmp_path / 'teacher.pth'),
-                 distill_losses=dict(decode=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg',
-                                                 loss=dict(type='GDKDLoss', topk=1))))
+    model = dict(
+        type='SegDistiller',
+        student=tiny_segmentor(3, width=8, aux=True),
+        teacher=tiny_segmentor(3, width=16, aux=True),
+        teacher_checkpoint=str(tmp_path / 'teacher.pth'),
+        distill_losses=dict(
+            decode=dict(
+                student='decode_head.conv_seg', teacher='decode_head.conv_seg', loss=dict(type='GDKDLoss', topk=1)
+            )
+        ),
+    )
     cfg = runner_cfg(tmp_path / 'work', root, model, max_iters=2, val=False)
     cfg.custom_imports = dict(imports=['gdkd_seg'])
     cfg.log_level = 'INFO'
     cfg.dump(str(tmp_path / 'dist.py'))
     result = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29517',
-         osp.join(ROOT, 'tools', 'train.py'), str(tmp_path / 'dist.py'), '--launcher', 'pytorch'],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            '-m',
+            'torch.distributed.run',
+            '--nproc_per_node=2',
+            '--master_port=29517',
+            osp.join(ROOT, 'tools', 'train.py'),
+            str(tmp_path / 'dist.py'),
+            '--launcher',
+            'pytorch',
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert osp.isfile(tmp_path / 'work' / 'iter_2.pth')
     from gdkd_seg.utils import safe_torch_load
+
     assert len(safe_torch_load(str(tmp_path / 'work' / 'iter_2.pth'))['random_states']) == 2  # one per rank
     log = next(iter(__import__('glob').glob(str(tmp_path / 'work' / '*' / '*.log'))))
     text = open(log).read()

@@ -1,5 +1,6 @@
 """Classification distillation for backbone pretraining on mmpretrain: ClsDistiller on (N, C) logits, the digits
 data set, the digits task end to end through the runner, and backbone export into a segmentation student."""
+
 import glob
 import json
 import os.path as osp
@@ -10,9 +11,8 @@ import torch
 from mmengine.config import Config
 from mmpretrain.registry import DATASETS
 from mmpretrain.structures import DataSample
-from PIL import Image
-
 from mmseg.registry import MODELS
+from PIL import Image
 
 import gdkd_seg  # noqa: F401
 from gdkd_seg import runner
@@ -66,8 +66,9 @@ def test_cls_distiller_uses_the_n_c_loss_path(digits_teacher_ckpt):
     student_logits = model.student_recorder['head.fc']
     teacher_logits = model.teacher(inputs)['head.fc']
     assert student_logits.shape == teacher_logits.shape == (4, 10)
-    expected = MODELS.build(dict(type='GDKDLoss', topk=3, w0=1.0, w1=1.0, w2=2.0, temperature=1.0,
-                                 ignore_index=None))(student_logits, teacher_logits, torch.tensor(labels))
+    expected = MODELS.build(dict(type='GDKDLoss', topk=3, w0=1.0, w1=1.0, w2=2.0, temperature=1.0, ignore_index=None))(
+        student_logits, teacher_logits, torch.tensor(labels)
+    )
     assert torch.allclose(losses['distill.logits.loss_gdkd'], expected)
     terms = sum(losses[f'distill.logits.gdkd_{t}'] for t in ('high', 'top', 'other'))
     assert torch.allclose(terms, expected.detach())
@@ -88,12 +89,15 @@ def test_cls_distiller_uses_the_n_c_loss_path(digits_teacher_ckpt):
 
 def test_torchvision_teacher_loads_a_plain_torchvision_state_dict(tmp_path):
     import torchvision
+
     torch.manual_seed(0)
     reference = torchvision.models.resnet18(num_classes=10).eval()
     torch.save(reference.state_dict(), tmp_path / 'resnet18.pth')  # torchvision's own file format
     cfg = _model_cfg(DIGITS_GDKD)
-    cfg.update(teacher=dict(type='TorchvisionClassifier', name='resnet18', num_classes=10),
-               teacher_checkpoint=str(tmp_path / 'resnet18.pth'))
+    cfg.update(
+        teacher=dict(type='TorchvisionClassifier', name='resnet18', num_classes=10),
+        teacher_checkpoint=str(tmp_path / 'resnet18.pth'),
+    )
     cfg.distill_losses.logits.teacher = 'fc'
     model = MODELS.build(cfg)
     model.init_weights()
@@ -117,14 +121,15 @@ def test_digits_dataset_is_real_disjoint_and_balanced():
 def test_missing_cifar100_root_is_a_clear_error(tmp_path):
     missing = str(tmp_path / 'nowhere')
     with pytest.raises(DatasetNotFoundError, match=r'CIFAR100 folder .*nowhere.* does not exist'):
-        runner.train(osp.join(CLS, 'gdkd_r50_r18_cifar100.py'), {'train_dataloader.dataset.data_root': missing,
-                                                                  'val_dataloader.dataset.data_root': missing},
-                     work_dir=str(tmp_path / 'w'))
+        runner.train(
+            osp.join(CLS, 'gdkd_r50_r18_cifar100.py'),
+            {'train_dataloader.dataset.data_root': missing, 'val_dataloader.dataset.data_root': missing},
+            work_dir=str(tmp_path / 'w'),
+        )
     empty = tmp_path / 'empty'
     empty.mkdir()
     with pytest.raises(RuntimeError, match=r'Cannot find CIFAR100 dataset in .*empty'):
-        DATASETS.build(dict(type='CIFAR100', data_root=str(empty), split='train', download=False,
-                            _scope_='mmpretrain'))
+        DATASETS.build(dict(type='CIFAR100', data_root=str(empty), split='train', download=False, _scope_='mmpretrain'))
 
 
 def test_exported_backbone_loads_into_the_deeplabv3_r18_student(tmp_path):
@@ -144,9 +149,13 @@ def test_exported_backbone_loads_into_the_deeplabv3_r18_student(tmp_path):
 
     # The user's path: the student config's `pretrained` (init_cfg Pretrained) and the student's init_weights.
     student_cfg = Config.fromfile(SEG_GDKD).model.student
-    for overrides in (dict(pretrained=out),
-                      dict(pretrained=None, backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=ckpt,
-                                                                        prefix='student.backbone.')))):
+    for overrides in (
+        dict(pretrained=out),
+        dict(
+            pretrained=None,
+            backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=ckpt, prefix='student.backbone.')),
+        ),
+    ):
         student = MODELS.build(resolve_model_cfg(dict(cfg_path=student_cfg, **overrides)))
         student.init_weights()
         loaded = student.backbone.state_dict()
@@ -165,12 +174,14 @@ def test_distiller_hook_warms_up_over_epochs_and_evaluates_the_teacher(tmp_path,
     from mmengine.runner import Runner
 
     from gdkd_seg.engine import evaluate_teacher
+
     cfg = Config.fromfile(DIGITS_GDKD)
     cfg.model.update(teacher_checkpoint=digits_teacher_ckpt, val_teacher=True)
     cfg.train_dataloader.update(batch_size=8, dataset=dict(indices=16))  # 2 iterations per epoch
     cfg.val_dataloader.dataset.indices = 16
-    cfg.update(work_dir=str(tmp_path / 'w'), log_level='WARNING',
-               custom_hooks=[dict(type='DistillerHook', warmup_epochs=2)])
+    cfg.update(
+        work_dir=str(tmp_path / 'w'), log_level='WARNING', custom_hooks=[dict(type='DistillerHook', warmup_epochs=2)]
+    )
     cfg.train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1)
     trained = Runner.from_cfg(cfg)
     trained.train()
@@ -219,13 +230,15 @@ def test_digits_teacher_then_gdkd_student_through_train_py(tmp_path, one_thread)
     assert teacher_acc[-1] > 50 and student_acc[-1] > 50  # chance is 10%
 
     student_ckpt = osp.join(student_dir, f'epoch_{epochs}.pth')
-    metrics = runner.test(DIGITS_GDKD, student_ckpt, {'model.teacher_checkpoint': teacher_ckpt},
-                          work_dir=str(tmp_path / 'test'))
+    metrics = runner.test(
+        DIGITS_GDKD, student_ckpt, {'model.teacher_checkpoint': teacher_ckpt}, work_dir=str(tmp_path / 'test')
+    )
     assert metrics['accuracy/top1'] == pytest.approx(student_acc[-1])
 
     out = export_backbone(student_ckpt, str(tmp_path / 'backbone.pth'))
-    seg_backbone = dict(_model_cfg(DIGITS_STUDENT).backbone, strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4),
-                        contract_dilation=True)  # as a segmentation backbone (output stride 8)
+    seg_backbone = dict(
+        _model_cfg(DIGITS_STUDENT).backbone, strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4), contract_dilation=True
+    )  # as a segmentation backbone (output stride 8)
     backbone = MODELS.build(seg_backbone)
     load_checkpoint(backbone, out, strict=True)
     trained = torch.load(student_ckpt, weights_only=False)['state_dict']
@@ -247,13 +260,30 @@ def test_imagenet_gdkd_config_on_a_class_folder_tree(tmp_path, one_thread):
             Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(path, format='JPEG')
     torch.save(torchvision.models.resnet34().state_dict(), tmp_path / 'resnet34.pth')
     data = str(tmp_path / 'imagenet')
-    options = {f'{loader}.{key}': value for loader in ('train_dataloader', 'val_dataloader')
-               for key, value in (('batch_size', 2), ('num_workers', 0), ('persistent_workers', False),
-                                  ('dataset.data_root', data), ('dataset.type', 'CustomDataset'))}
+    options = {
+        f'{loader}.{key}': value
+        for loader in ('train_dataloader', 'val_dataloader')
+        for key, value in (
+            ('batch_size', 2),
+            ('num_workers', 0),
+            ('persistent_workers', False),
+            ('dataset.data_root', data),
+            ('dataset.type', 'CustomDataset'),
+        )
+    }
     work = str(tmp_path / 'work')
-    runner.train(osp.join(CLS, 'gdkd_r34_r18_imagenet.py'),
-                 dict(options, **{'model.teacher_checkpoint': str(tmp_path / 'resnet34.pth'), 'train_cfg.max_epochs': 1,
-                                  'default_hooks.logger.interval': 1}), work_dir=work)
+    runner.train(
+        osp.join(CLS, 'gdkd_r34_r18_imagenet.py'),
+        dict(
+            options,
+            **{
+                'model.teacher_checkpoint': str(tmp_path / 'resnet34.pth'),
+                'train_cfg.max_epochs': 1,
+                'default_hooks.logger.interval': 1,
+            },
+        ),
+        work_dir=work,
+    )
     scalars = _scalars(work)
     assert any('distill.logits.gdkd_top' in s for s in scalars)
     val = [s for s in scalars if 'accuracy/top5' in s]

@@ -1,6 +1,7 @@
 """ADE20K, COCO-Stuff-164k and Pascal VOC aug: each data set's GDKD config (R101 teacher, R18 student), shrunk
 to tiny images, trained, validated, tested and exported on a generated tree in the data set's on-disk layout;
 the label checks of each layout; class counts of student, teacher and data set."""
+
 import glob
 import json
 import os
@@ -10,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from mmseg.registry import MODELS
 from PIL import Image
 
 from gdkd_seg import runner
 from gdkd_seg.checks import leaf_datasets
 from gdkd_seg.export import export_student
 from gdkd_seg.models import resolve_model_cfg
-from mmseg.registry import MODELS
 
 pytestmark = pytest.mark.usefixtures('single_thread')  # tiny images: a second thread only adds contention
 
@@ -24,18 +25,30 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(ROOT, 'configs')
 BN = dict(type='BN', requires_grad=True)
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
-UNUSED_KEYS = ('tta_pipeline', 'tta_model', 'img_ratios', 'train_pipeline', 'dataset_train', 'dataset_aug', 'gdkd',
-               'deeplabv3_r18_student', 'deeplabv3_r101_teacher', 'deeplabv3_r101_checkpoint', 'mit_b0_channels')
+UNUSED_KEYS = (
+    'tta_pipeline',
+    'tta_model',
+    'img_ratios',
+    'train_pipeline',
+    'dataset_train',
+    'dataset_aug',
+    'gdkd',
+    'deeplabv3_r18_student',
+    'deeplabv3_r101_teacher',
+    'deeplabv3_r101_checkpoint',
+    'mit_b0_channels',
+)
 
 
 # -- generated trees in each data set's layout -----------------------------------------------------------------
+
 
 def _scene(rng, size, values, block=8):
     """A label map of ``block``-pixel squares drawn from ``values`` (each value at least once) and an image
     whose colour follows the label (so the maps are learnable)."""
     h, w = size[0] // block, size[1] // block
     cells = rng.choice(values, size=h * w)
-    cells[:len(values)] = values[:h * w]
+    cells[: len(values)] = values[: h * w]
     label = cells.reshape(h, w).repeat(block, 0).repeat(block, 1).astype(np.uint8)
     image = (label[..., None].astype(int) * 37 % 256 + rng.integers(0, 40, (*size, 3))).clip(0, 255)
     return image.astype(np.uint8), label
@@ -77,8 +90,11 @@ def write_voc_aug_tree(root, n_train=1, n_aug=1, n_val=1, size=(32, 32), seed=0)
     classes 0..20, 255 on object boundaries."""
     rng = np.random.default_rng(seed)
     voc = f'{root}/VOC2012'
-    splits = ((100, 'train', 'SegmentationClass', n_train), (200, 'aug', 'SegmentationClassAug', n_aug),
-              (300, 'val', 'SegmentationClass', n_val))
+    splits = (
+        (100, 'train', 'SegmentationClass', n_train),
+        (200, 'aug', 'SegmentationClassAug', n_aug),
+        (300, 'val', 'SegmentationClass', n_val),
+    )
     for first, split, folder, n in splits:
         names = [f'2007_{first + i:06d}' for i in range(n)]
         for name in names:
@@ -92,16 +108,32 @@ def write_voc_aug_tree(root, n_train=1, n_aug=1, n_val=1, size=(32, 32), seed=0)
 
 
 DATASETS = {  # config, tree writer, data root under the tree, classes, a label map to corrupt
-    'ade20k': ('ade20k/gdkd_deeplabv3_r101_r18_ade20k.py', write_ade20k_tree, 'ade', 150,
-               'annotations/training/ADE_train_00000001.png'),
-    'coco_stuff164k': ('coco_stuff164k/gdkd_deeplabv3_r101_r18_coco_stuff164k.py', write_coco_stuff_tree, 'coco',
-                       171, 'annotations/train2017/000000000009_labelTrainIds.png'),
-    'voc12aug': ('voc12aug/gdkd_deeplabv3_r101_r18_voc12aug.py', write_voc_aug_tree, 'VOCdevkit', 21,
-                 'SegmentationClassAug/2007_000200.png'),
+    'ade20k': (
+        'ade20k/gdkd_deeplabv3_r101_r18_ade20k.py',
+        write_ade20k_tree,
+        'ade',
+        150,
+        'annotations/training/ADE_train_00000001.png',
+    ),
+    'coco_stuff164k': (
+        'coco_stuff164k/gdkd_deeplabv3_r101_r18_coco_stuff164k.py',
+        write_coco_stuff_tree,
+        'coco',
+        171,
+        'annotations/train2017/000000000009_labelTrainIds.png',
+    ),
+    'voc12aug': (
+        'voc12aug/gdkd_deeplabv3_r101_r18_voc12aug.py',
+        write_voc_aug_tree,
+        'VOCdevkit',
+        21,
+        'SegmentationClassAug/2007_000200.png',
+    ),
 }
 
 
 # -- shrinking a real config -----------------------------------------------------------------------------------
+
 
 def merged(base: dict, delta: dict) -> dict:
     """``base`` with ``delta`` merged in, nested dicts key by key (as MMEngine merges configs)."""
@@ -176,6 +208,7 @@ def scalars(work_dir):
 
 # -- tests -----------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize('name', sorted(DATASETS))
 def test_config_follows_the_data_set(name):
     config, _, _, num_classes, _ = DATASETS[name]
@@ -190,8 +223,9 @@ def test_config_follows_the_data_set(name):
     assert cfg.model.teacher_checkpoint.startswith('https://download.openmmlab.com/mmsegmentation/')
     assert cfg.train_cfg.max_iters == 80000 and cfg.train_dataloader.batch_size * 8 == 16
     assert cfg.optim_wrapper.optimizer.lr == 0.02
-    crops = [t.crop_size for d in leaf_datasets(cfg.train_dataloader.dataset) for t in d.pipeline
-             if t.type == 'RandomCrop']
+    crops = [
+        t.crop_size for d in leaf_datasets(cfg.train_dataloader.dataset) for t in d.pipeline if t.type == 'RandomCrop'
+    ]
     assert crops and all(tuple(c) == (512, 512) for c in crops)
     losses = cfg.model.distill_losses
     assert losses.decode.loss.type == losses.aux.loss.type == 'GDKDLoss'
@@ -211,17 +245,22 @@ def test_label_out_of_range_is_refused_with_the_file(tmp_path, name):
     label[0, 0] = num_classes + 1 if name == 'ade20k' else num_classes
     Image.fromarray(label).save(osp.join(data_root, corrupt))
     cfg = shrink(osp.join(CONFIGS, config), data_root, str(tmp_path / 'no_teacher.pth'), str(tmp_path / 'cfg.py'))
-    with pytest.raises(ValueError, match=rf'{osp.basename(corrupt)}: label values \[{num_classes}\] are outside '
-                                         rf'\[0, {num_classes}\)'):
+    with pytest.raises(
+        ValueError,
+        match=rf'{osp.basename(corrupt)}: label values \[{num_classes}\] are outside '
+        rf'\[0, {num_classes}\)',
+    ):
         runner.train(cfg, work_dir=str(tmp_path / 'work'))  # refused before any model is built
 
 
 def test_ade20k_zero_label_is_ignored(tmp_path):
     from mmseg.datasets.transforms import LoadAnnotations
+
     data_root = write_ade20k_tree(str(tmp_path / 'ade'))
     cfg = Config.fromfile(osp.join(CONFIGS, DATASETS['ade20k'][0]))
     dataset = dict(cfg.train_dataloader.dataset, data_root=data_root, pipeline=[])
     from mmseg.registry import DATASETS as REGISTRY
+
     info = REGISTRY.build(dataset).get_data_info(0)
     raw = np.array(Image.open(info['seg_map_path']))
     loaded = LoadAnnotations()(dict(info, seg_fields=[]))['gt_seg_map']
@@ -231,11 +270,17 @@ def test_ade20k_zero_label_is_ignored(tmp_path):
 
 def test_voc_aug_trains_on_voc_train_and_sbd_aug(tmp_path):
     from mmseg.registry import DATASETS as REGISTRY
+
     data_root = write_voc_aug_tree(str(tmp_path / 'VOCdevkit'), n_train=2, n_aug=3)
     cfg = Config.fromfile(osp.join(CONFIGS, DATASETS['voc12aug'][0]))
     leaves = leaf_datasets(cfg.train_dataloader.dataset)
-    maps = [sorted(osp.relpath(d['seg_map_path'], data_root) for d in
-                   REGISTRY.build(dict(leaf, data_root=data_root, pipeline=[])).load_data_list()) for leaf in leaves]
+    maps = [
+        sorted(
+            osp.relpath(d['seg_map_path'], data_root)
+            for d in REGISTRY.build(dict(leaf, data_root=data_root, pipeline=[])).load_data_list()
+        )
+        for leaf in leaves
+    ]
     assert [len(m) for m in maps] == [2, 3]
     assert all(m.startswith('SegmentationClass/') for m in maps[0])
     assert all(m.startswith('SegmentationClassAug/') for m in maps[1])
@@ -256,8 +301,9 @@ def test_gdkd_trains_validates_tests_and_exports(tmp_path, name):
     logged = scalars(work)
     assert any('mIoU' in s for s in logged), 'validation did not log mIoU'
     train = [s for s in logged if 'distill.decode.loss_gdkd' in s]
-    assert len(train) == 2 and all(np.isfinite(s['distill.decode.loss_gdkd']) and
-                                   np.isfinite(s['distill.aux.loss_gdkd']) for s in train)
+    assert len(train) == 2 and all(
+        np.isfinite(s['distill.decode.loss_gdkd']) and np.isfinite(s['distill.aux.loss_gdkd']) for s in train
+    )
     ckpt = osp.join(work, 'iter_2.pth')
     state = torch.load(ckpt, weights_only=False)['state_dict']
     assert state['student.decode_head.conv_seg.weight'].shape[0] == num_classes

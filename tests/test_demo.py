@@ -1,4 +1,5 @@
 """The embedded demo: the digit-scenes data set, the demo's runs and report, tools/demo.py end to end (--quick)."""
+
 import glob
 import json
 import os
@@ -10,14 +11,20 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
 from mmengine.config import Config
 from mmseg.registry import DATASETS
+from PIL import Image
 
 from gdkd_seg import demo
-from gdkd_seg.datasets import (CLASSES, PALETTE, generate_split, load_digit_scans, prepare_digit_scenes,
-                               split_scans)
-from gdkd_seg.datasets import digit_scenes
+from gdkd_seg.datasets import (
+    CLASSES,
+    PALETTE,
+    digit_scenes,
+    generate_split,
+    load_digit_scans,
+    prepare_digit_scenes,
+    split_scans,
+)
 from gdkd_seg.datasets.digit_scenes import _settings, read_meta
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -34,8 +41,9 @@ def test_scenes_are_deterministic_from_the_seed():
         assert np.array_equal(img, img2) and np.array_equal(label, label2) and placed == placed2
     assert not all(np.array_equal(a[0], b[0]) for a, b in zip(first, other))
     # The val scenes do not depend on how many train scenes there are.
-    assert all(np.array_equal(a[0], b[0]) for a, b in
-               zip(_scenes('val', 2, num_train=5), _scenes('val', 2, num_train=50)))
+    assert all(
+        np.array_equal(a[0], b[0]) for a, b in zip(_scenes('val', 2, num_train=5), _scenes('val', 2, num_train=50))
+    )
 
 
 def test_train_and_val_use_disjoint_scans():
@@ -57,7 +65,7 @@ def test_labels_are_the_ink_of_the_digits():
         y, x, h, w = digit.box
         ink = cv2.resize(scans[digit.scan].astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) > 0.3
         expected = np.zeros_like(label)
-        expected[y:y + h, x:x + w][ink] = targets[digit.scan] + 1
+        expected[y : y + h, x : x + w][ink] = targets[digit.scan] + 1
         assert np.array_equal(label, expected)
         assert digit.digit == targets[digit.scan]
         # The labelled pixels are painted in the digit's colour; the anti-aliased rim is not labelled.
@@ -77,8 +85,9 @@ def test_overlapping_digits_label_the_visible_ink():
             own = [d for d in placed if d.digit + 1 == cls]
             off = np.min([np.abs(img[ys, xs].astype(int) - d.colour).max(1) for d in own], axis=0)
             # A pixel off its digit's colour can only be where digits overlap (under another one's rim).
-            boxes_over = sum((ys >= y) & (ys < y + h) & (xs >= x) & (xs < x + w) for y, x, h, w in
-                             (d.box for d in placed))
+            boxes_over = sum(
+                (ys >= y) & (ys < y + h) & (xs >= x) & (xs < x + w) for y, x, h, w in (d.box for d in placed)
+            )
             assert np.all((off <= 1) | (boxes_over >= 2)), cls
             matched, total = matched + np.sum(off <= 1), total + len(ys)
     assert matched / total > 0.9
@@ -130,8 +139,17 @@ def test_mmseg_loads_the_scenes_with_the_demo_config(tmp_path):
 
 def test_demo_methods_come_from_the_configs_and_share_one_student_and_teacher():
     methods = demo.demo_methods()
-    assert [m.key for m in methods] == ['student', 'KD', 'DKD', 'GDKD', 'TopKD', 'GDKD+TSM', 'BlockKD', 'FKD',
-                                       'GDKD-cached']
+    assert [m.key for m in methods] == [
+        'student',
+        'KD',
+        'DKD',
+        'GDKD',
+        'TopKD',
+        'GDKD+TSM',
+        'BlockKD',
+        'FKD',
+        'GDKD-cached',
+    ]
     assert [m.key for m in methods if m.default] == ['student', 'KD', 'DKD', 'GDKD']
     student = Config.fromfile(methods[0].config).model
     assert not methods[0].distilled
@@ -161,16 +179,17 @@ def test_partitions_come_from_the_gdkd_student_or_else_the_plain_teacher(tmp_pat
     run_dir.mkdir(parents=True)
     (run_dir / 'iter_1.pth').write_bytes(b'')
     (run_dir / 'last_checkpoint').write_text(str(run_dir / 'iter_1.pth'))
-    runs = [dict(method='student', seed=0, run_dir=str(tmp_path / 'student' / 'seed0')),
-            dict(method='GDKD', seed=1, run_dir=str(tmp_path / 'GDKD' / 'seed1')),
-            dict(method='GDKD', seed=0, run_dir=str(run_dir))]
+    runs = [
+        dict(method='student', seed=0, run_dir=str(tmp_path / 'student' / 'seed0')),
+        dict(method='GDKD', seed=1, run_dir=str(tmp_path / 'GDKD' / 'seed1')),
+        dict(method='GDKD', seed=0, run_dir=str(run_dir)),
+    ]
     config, checkpoint, options = demo.partition_source(methods, 0, teacher, runs)
     assert (config, checkpoint) == (gdkd.config, str(run_dir / 'iter_1.pth'))
     assert options == {'model.teacher_checkpoint': teacher['checkpoint']}
     # Without a GDKD run: the teacher's plain MMSeg config, which takes no teacher_checkpoint.
     without = [m for m in methods if m.key != 'GDKD']
-    assert demo.partition_source(without, 0, teacher, runs[:1]) == \
-        (demo.TEACHER_CONFIG, teacher['checkpoint'], {})
+    assert demo.partition_source(without, 0, teacher, runs[:1]) == (demo.TEACHER_CONFIG, teacher['checkpoint'], {})
 
 
 def test_cfg_options_reach_the_distilled_runs_only_and_get_their_own_run_dirs(tmp_path):
@@ -202,9 +221,18 @@ def test_cfg_options_reach_the_distilled_runs_only_and_get_their_own_run_dirs(tm
     assert [r['run_dir'] for r in runs] == [swept.run_dir(student, 0), swept.run_dir(gdkd, 0)]
     assert 'model.distill_losses.decode.loss.topk' not in calls[0][1]
     assert calls[1][1]['model.distill_losses.decode.loss.topk'] == 5
-    summary = dict(runs=runs, overrides=overrides, teacher=dict(iters=1, mIoU=30.0, reused=True),
-                   teacher_config='teacher', data=_settings(), command='python tools/demo.py', total_seconds=1.0,
-                   seeds=[0], student_iters=1, machine=dict(torch_threads=1))
+    summary = dict(
+        runs=runs,
+        overrides=overrides,
+        teacher=dict(iters=1, mIoU=30.0, reused=True),
+        teacher_config='teacher',
+        data=_settings(),
+        command='python tools/demo.py',
+        total_seconds=1.0,
+        seeds=[0],
+        student_iters=1,
+        machine=dict(torch_threads=1),
+    )
     table = demo.results_markdown(summary, [student, gdkd])
     assert '`model.distill_losses.decode.loss.topk=5`' in table
     assert [row[0] for row in _table_rows(table)[1]] == [student.label, gdkd.label + ' + overrides']
@@ -213,16 +241,29 @@ def test_cfg_options_reach_the_distilled_runs_only_and_get_their_own_run_dirs(tm
 def _table_rows(text):
     rows = [line for line in text.splitlines() if line.startswith('|') and not line.startswith('|---')]
     header, body = rows[0], rows[1:]
-    return [c.strip() for c in header.strip('|').split('|')], [[c.strip() for c in r.strip('|').split('|')]
-                                                                for r in body]
+    return [c.strip() for c in header.strip('|').split('|')], [
+        [c.strip() for c in r.strip('|').split('|')] for r in body
+    ]
 
 
 @pytest.mark.slow
 def test_quick_demo_end_to_end(tmp_path):
     work, data = tmp_path / 'work', tmp_path / 'data'
-    proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'demo.py'), '--quick', '--work-dir', str(work),
-                           '--data-root', str(data)], cwd=str(tmp_path), capture_output=True, text=True,
-                          timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            osp.join(REPO, 'tools', 'demo.py'),
+            '--quick',
+            '--work-dir',
+            str(work),
+            '--data-root',
+            str(data),
+        ],
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for n in range(1, 7):
         assert f'] {n}/6 ' in proc.stdout
@@ -266,8 +307,12 @@ def test_resolution_ceiling_is_exact_for_uniform_labels_and_lower_for_finer_ones
         Image.fromarray(rng.integers(0, 11, size=(32, 32), dtype=np.uint8)).save(folders['noisy'] / f'{i}.png')
 
     def ceiling(folder):
-        out = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'resolution_ceiling.py'), str(folder)],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, osp.join(REPO, 'tools', 'resolution_ceiling.py'), str(folder)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return float(out.rsplit(' ', 1)[1])
 
     assert ceiling(folders['uniform']) == 100.0

@@ -1,12 +1,13 @@
 """SegDistiller with small models: frozen teacher, losses, checkpoints, teacher-checkpoint errors."""
+
 import pytest
 import torch
 from mmengine.runner import Runner
 from mmseg.registry import MODELS
+from toy import runner_cfg, tiny_segmentor, write_seg_folder
 
 import gdkd_seg  # noqa: F401
 from gdkd_seg.models import TeacherCheckpointError
-from toy import runner_cfg, tiny_segmentor, write_seg_folder
 
 GDKD = dict(type='GDKDLoss', topk=1, w0=1.0, w1=1.0, w2=2.0)
 
@@ -17,11 +18,16 @@ def distiller_cfg(teacher_checkpoint, num_classes=3, losses=None):
         student=tiny_segmentor(num_classes, width=8, aux=True),
         teacher=tiny_segmentor(num_classes, width=16, aux=True),
         teacher_checkpoint=str(teacher_checkpoint),
-        distill_losses=losses or dict(
-            decode=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg',
-                        loss=dict(GDKD, loss_weight=1.0)),
-            aux=dict(student='auxiliary_head.conv_seg', teacher='auxiliary_head.conv_seg',
-                     loss=dict(GDKD, loss_weight=0.4))))
+        distill_losses=losses
+        or dict(
+            decode=dict(
+                student='decode_head.conv_seg', teacher='decode_head.conv_seg', loss=dict(GDKD, loss_weight=1.0)
+            ),
+            aux=dict(
+                student='auxiliary_head.conv_seg', teacher='auxiliary_head.conv_seg', loss=dict(GDKD, loss_weight=0.4)
+            ),
+        ),
+    )
 
 
 @pytest.fixture
@@ -36,6 +42,7 @@ def teacher_ckpt(tmp_path):
 def _batch(num=2, size=32, num_classes=3):
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
+
     samples = []
     for _ in range(num):
         s = SegDataSample(gt_sem_seg=PixelData(data=torch.randint(0, num_classes, (1, size, size))))
@@ -61,8 +68,15 @@ def test_teacher_frozen_hidden_and_loaded(teacher_ckpt):
     running_mean = teacher.backbone.layer1[0].bn1.running_mean.clone()
     losses = model(inputs, samples, mode='loss')
     assert torch.equal(teacher.backbone.layer1[0].bn1.running_mean, running_mean)  # BN statistics fixed
-    for key in ('decode.loss_ce', 'aux.loss_ce', 'distill.decode.loss_gdkd', 'distill.aux.loss_gdkd',
-                'distill.decode.gdkd_high', 'distill.decode.gdkd_top', 'distill.decode.gdkd_other'):
+    for key in (
+        'decode.loss_ce',
+        'aux.loss_ce',
+        'distill.decode.loss_gdkd',
+        'distill.aux.loss_gdkd',
+        'distill.decode.gdkd_high',
+        'distill.decode.gdkd_top',
+        'distill.decode.gdkd_other',
+    ):
         assert key in losses, key
     terms = sum(losses[f'distill.decode.gdkd_{t}'] for t in ('high', 'top', 'other'))
     assert torch.allclose(terms, losses['distill.decode.loss_gdkd'].detach())
@@ -111,9 +125,11 @@ def test_class_count_mismatch_names_the_shapes(tmp_path):
     path = tmp_path / 'five_classes.pth'
     torch.save({'state_dict': other.state_dict()}, path)
     model = MODELS.build(distiller_cfg(path))
-    with pytest.raises(TeacherCheckpointError,
-                       match=r'decode_head\.conv_seg\.weight: checkpoint \[5, 16, 1, 1\] vs config \[3, 16, 1, 1\]'
-                             r'(.|\n)*predicts 5 classes, the teacher config 3'):
+    with pytest.raises(
+        TeacherCheckpointError,
+        match=r'decode_head\.conv_seg\.weight: checkpoint \[5, 16, 1, 1\] vs config \[3, 16, 1, 1\]'
+        r'(.|\n)*predicts 5 classes, the teacher config 3',
+    ):
         model.init_weights()
 
 
@@ -125,30 +141,40 @@ def test_student_and_teacher_class_counts_must_match(teacher_ckpt):
 
 
 def test_unknown_module_name_lists_candidates(teacher_ckpt):
-    cfg = distiller_cfg(teacher_ckpt, losses=dict(x=dict(student='decode_head.conv_segg',
-                                                         teacher='decode_head.conv_seg', loss=GDKD)))
-    with pytest.raises(KeyError, match=r"conv_segg.*decode_head\.conv_seg"):
+    cfg = distiller_cfg(
+        teacher_ckpt, losses=dict(x=dict(student='decode_head.conv_segg', teacher='decode_head.conv_seg', loss=GDKD))
+    )
+    with pytest.raises(KeyError, match=r'conv_segg.*decode_head\.conv_seg'):
         MODELS.build(cfg)
 
 
 def test_a_list_of_losses_gets_the_dict_form_in_the_error(teacher_ckpt):
-    cfg = distiller_cfg(teacher_ckpt, losses=[
-        dict(name='decode', student='decode_head.conv_seg', teacher='decode_head.conv_seg', loss=GDKD),
-        dict(name='aux', student='auxiliary_head.conv_seg', teacher='auxiliary_head.conv_seg', loss=GDKD)])
-    with pytest.raises(ValueError, match=r"is a list; it is a dict keyed by name(.|\n)*distill_losses=dict\(\n"
-                                         r"        decode=dict\(student='decode_head\.conv_seg', "
-                                         r"teacher='decode_head\.conv_seg', loss=dict\(type='GDKDLoss', topk=1"
-                                         r"(.|\n)*\n        aux=dict\(student='auxiliary_head"):
+    cfg = distiller_cfg(
+        teacher_ckpt,
+        losses=[
+            dict(name='decode', student='decode_head.conv_seg', teacher='decode_head.conv_seg', loss=GDKD),
+            dict(name='aux', student='auxiliary_head.conv_seg', teacher='auxiliary_head.conv_seg', loss=GDKD),
+        ],
+    )
+    with pytest.raises(
+        ValueError,
+        match=r'is a list; it is a dict keyed by name(.|\n)*distill_losses=dict\(\n'
+        r"        decode=dict\(student='decode_head\.conv_seg', "
+        r"teacher='decode_head\.conv_seg', loss=dict\(type='GDKDLoss', topk=1"
+        r"(.|\n)*\n        aux=dict\(student='auxiliary_head",
+    ):
         MODELS.build(cfg)
 
 
 def test_declarations_merge_by_name_and_none_drops_one(tmp_path, teacher_ckpt):
     from mmengine.config import Config
+
     base = tmp_path / 'base.py'
     Config(dict(model=distiller_cfg(teacher_ckpt))).dump(str(base))
     child = tmp_path / 'child.py'
-    child.write_text(f"_base_ = {str(base)!r}\n"
-                     "model = dict(distill_losses=dict(decode=dict(loss=dict(topk=2)), aux=None))\n")
+    child.write_text(
+        f'_base_ = {str(base)!r}\nmodel = dict(distill_losses=dict(decode=dict(loss=dict(topk=2)), aux=None))\n'
+    )
     cfg = Config.fromfile(str(child))
     cfg.merge_from_dict({'model.distill_losses.decode.loss.w2': 4.0})
     model = MODELS.build(cfg.model)
@@ -159,15 +185,27 @@ def test_declarations_merge_by_name_and_none_drops_one(tmp_path, teacher_ckpt):
 
 
 def test_declaration_typos_are_named(teacher_ckpt):
-    bad = dict(decode=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg', loss=GDKD,
-                           conector=dict(type='FeatureProjector', in_channels=3, out_channels=3)))
+    bad = dict(
+        decode=dict(
+            student='decode_head.conv_seg',
+            teacher='decode_head.conv_seg',
+            loss=GDKD,
+            conector=dict(type='FeatureProjector', in_channels=3, out_channels=3),
+        )
+    )
     with pytest.raises(ValueError, match=r"distill_losses\.decode: unknown keys \['conector'\]"):
         MODELS.build(distiller_cfg(teacher_ckpt, losses=bad))
     missing = dict(decode=dict(student='decode_head.conv_seg', loss=GDKD))
     with pytest.raises(ValueError, match=r"distill_losses\.decode: missing \['teacher'\]"):
         MODELS.build(distiller_cfg(teacher_ckpt, losses=missing))
-    extra = dict(decode=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg', loss=GDKD,
-                             extra_inputs=dict(stones='stepping_stones')))
+    extra = dict(
+        decode=dict(
+            student='decode_head.conv_seg',
+            teacher='decode_head.conv_seg',
+            loss=GDKD,
+            extra_inputs=dict(stones='stepping_stones'),
+        )
+    )
     with pytest.raises(ValueError, match=r"extra_inputs name components \['stepping_stones'\]"):
         MODELS.build(distiller_cfg(teacher_ckpt, losses=extra))
 
@@ -189,7 +227,10 @@ def test_model_and_dataset_class_counts_must_match(tmp_path):
     from gdkd_seg.runner import build_runner
 
     root = write_seg_folder(str(tmp_path / 'data'))  # 3 classes
-    with pytest.raises(ValueError, match=r'train_dataloader: BaseSegDataset has 3 classes but the model predicts 5'
-                                         r'(.|\n)*num_classes=3'):
+    with pytest.raises(
+        ValueError,
+        match=r'train_dataloader: BaseSegDataset has 3 classes but the model predicts 5'
+        r'(.|\n)*num_classes=3',
+    ):
         build_runner(runner_cfg(tmp_path / 'w', root, tiny_segmentor(5)))
     assert build_runner(runner_cfg(tmp_path / 'w3', root, tiny_segmentor(3))).model is not None

@@ -1,11 +1,11 @@
 """The environment: OpenMMLab on current torch, registration, Runner train/resume, safe loading."""
+
 import collections
 import os
 
 import pytest
 import torch
 from mmengine.runner import Runner
-
 from toy import runner_cfg, tiny_segmentor, write_seg_folder
 
 
@@ -101,8 +101,10 @@ def test_mmcls_model_zoo_names_go_through_the_safe_loader(tmp_path, monkeypatch)
     from mmengine.runner.checkpoint import CheckpointLoader
 
     from gdkd_seg.utils import CheckpointDownloadError
+
     monkeypatch.setenv('TORCH_HOME', str(tmp_path))
-    monkeypatch.setattr('gdkd_seg.utils.checkpoint.get_mmcls_models',
-                        lambda: {'mobilenet_v2': 'http://127.0.0.1:9/mobilenet_v2.pth'})
+    monkeypatch.setattr(
+        'gdkd_seg.utils.checkpoint.get_mmcls_models', lambda: {'mobilenet_v2': 'http://127.0.0.1:9/mobilenet_v2.pth'}
+    )
     with pytest.raises(CheckpointDownloadError, match=r'mobilenet_v2\.pth.*local path'):
         CheckpointLoader.load_checkpoint('mmcls://mobilenet_v2')

@@ -1,4 +1,5 @@
 """Feature-level methods: block-wise logit distillation (stepping stones), feature-only KD, knowledge quality."""
+
 import copy
 import os.path as osp
 import sys
@@ -8,14 +9,14 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from toy import runner_cfg, save_random_segmentor, tiny_segmentor, write_seg_folder
 
 import gdkd_seg  # noqa: F401
 from gdkd_seg.analysis import knowledge_quality, sample_labelled_positions
 from gdkd_seg.losses import BlockwiseKDLoss, FeatureKDLoss, KDLoss
 from gdkd_seg.models import detach_head_input
-from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
-from toy import runner_cfg, save_random_segmentor, tiny_segmentor, write_seg_folder
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(ROOT, 'tools'))
@@ -23,25 +24,42 @@ sys.path.insert(0, osp.join(ROOT, 'tools'))
 
 def blockwise(stones=(1, 2, 3), **loss):
     """The block-wise KD part of a SegDistiller config: the stones component and the loss reading it."""
-    return dict(components=dict(stepping_stones=dict(type='SteppingStones', stones=list(stones))),
-                distill_losses=dict(blockwise=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg',
-                                                   extra_inputs=dict(stones='stepping_stones'),
-                                                   loss=dict(type='BlockwiseKDLoss', **loss))))
+    return dict(
+        components=dict(stepping_stones=dict(type='SteppingStones', stones=list(stones))),
+        distill_losses=dict(
+            blockwise=dict(
+                student='decode_head.conv_seg',
+                teacher='decode_head.conv_seg',
+                extra_inputs=dict(stones='stepping_stones'),
+                loss=dict(type='BlockwiseKDLoss', **loss),
+            )
+        ),
+    )
 
 
 def feature_only(detach=True):
-    return dict(detach_head_input=detach, distill_losses={
-        f'layer{i}': dict(student=f'backbone.layer{i}', teacher=f'backbone.layer{i}',
-                          connector=dict(type='FeatureProjector', in_channels=8 * 2**(i - 1),
-                                         out_channels=16 * 2**(i - 1)),
-                          loss=dict(type='FeatureKDLoss', loss_weight=1.0))
-        for i in (3, 4)})
+    return dict(
+        detach_head_input=detach,
+        distill_losses={
+            f'layer{i}': dict(
+                student=f'backbone.layer{i}',
+                teacher=f'backbone.layer{i}',
+                connector=dict(type='FeatureProjector', in_channels=8 * 2 ** (i - 1), out_channels=16 * 2 ** (i - 1)),
+                loss=dict(type='FeatureKDLoss', loss_weight=1.0),
+            )
+            for i in (3, 4)
+        },
+    )
 
 
 def distiller_cfg(teacher_ckpt, method, student=None, teacher=None):
-    return dict(type='SegDistiller', student=student or tiny_segmentor(3, width=8, aux=True),
-                teacher=teacher or tiny_segmentor(3, width=16, aux=True), teacher_checkpoint=str(teacher_ckpt),
-                **method)
+    return dict(
+        type='SegDistiller',
+        student=student or tiny_segmentor(3, width=8, aux=True),
+        teacher=teacher or tiny_segmentor(3, width=16, aux=True),
+        teacher_checkpoint=str(teacher_ckpt),
+        **method,
+    )
 
 
 def distiller(teacher_ckpt, method, student=None):
@@ -83,14 +101,19 @@ def has_grad(grad):
 
 # -- stepping stones -----------------------------------------------------------------------------------
 
+
 def test_stepping_stones_give_teacher_shaped_logits(teacher_ckpt):
     model = distiller(teacher_ckpt, blockwise(stones=(1, 2, 3, 4)))
     stones = model.components['stepping_stones']
     records = stone_logits(model, *batch())
     teacher_logits = records.teacher['decode_head.conv_seg']
     out = records.components['stepping_stones']
-    assert [w for w, _ in out] == [0.125, 0.25, 0.5, 1.0] and stones.stone_weights == {1: 0.125, 2: 0.25, 3: 0.5,
-                                                                                        4: 1.0}
+    assert [w for w, _ in out] == [0.125, 0.25, 0.5, 1.0] and stones.stone_weights == {
+        1: 0.125,
+        2: 0.25,
+        3: 0.5,
+        4: 1.0,
+    }
     assert all(z.shape == teacher_logits.shape for _, z in out)
     # The stones are separate networks: different connectors give different logits.
     assert not torch.allclose(out[0][1], out[3][1])
@@ -132,8 +155,9 @@ def test_stones_leave_the_teacher_outputs_of_other_losses_alone(teacher_ckpt):
     # The stones run the teacher's decode head again (with the teacher's recorder hooks on it); a loss
     # declared after them must still see the teacher's own logits.
     method = blockwise()
-    method['distill_losses']['kd'] = dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg',
-                                          loss=dict(type='KDLoss', temperature=1.0))
+    method['distill_losses']['kd'] = dict(
+        student='decode_head.conv_seg', teacher='decode_head.conv_seg', loss=dict(type='KDLoss', temperature=1.0)
+    )
     model = distiller(teacher_ckpt, method)
     inputs, samples = batch()
     losses = model(inputs, samples, mode='loss')
@@ -157,11 +181,15 @@ def test_blockwise_loss_formula():
     mean = (stones[2] + stones[3]) / 2
 
     def ce(z):
-        return F.cross_entropy(F.interpolate(z, size=(24, 24), mode='bilinear', align_corners=False), gt,
-                               ignore_index=255)
-    expected = dict(task=0.5 * sum(w[i] * ce(z) for i, z in stones.items()),
-                    kd=2.0 * (kd(zs, zt, gt) + sum(w[i] * kd(z, zt, gt) for i, z in stones.items())),
-                    cross=3.0 * (kd(zs, mean, gt) + sum(w[i] * kd(z, mean, gt) for i, z in stones.items())))
+        return F.cross_entropy(
+            F.interpolate(z, size=(24, 24), mode='bilinear', align_corners=False), gt, ignore_index=255
+        )
+
+    expected = dict(
+        task=0.5 * sum(w[i] * ce(z) for i, z in stones.items()),
+        kd=2.0 * (kd(zs, zt, gt) + sum(w[i] * kd(z, zt, gt) for i, z in stones.items())),
+        cross=3.0 * (kd(zs, mean, gt) + sum(w[i] * kd(z, mean, gt) for i, z in stones.items())),
+    )
     for name, value in expected.items():
         assert torch.allclose(terms[name], 0.7 * value, atol=1e-6), name
 
@@ -191,6 +219,7 @@ def test_stepping_stone_errors_name_the_problem(teacher_ckpt):
 
 
 # -- feature-only KD -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize('detach', [True, False])
 def test_feature_only_kd_backbone_learns_from_features_alone(teacher_ckpt, detach):
@@ -240,6 +269,7 @@ def test_feature_kd_loss_pools_the_larger_map():
 
 
 # -- knowledge quality ---------------------------------------------------------------------------------
+
 
 def layer_features(generator, separable, num_classes=4, per_class=60, dim=64, noise=0.5):
     """ReLU features around one mean per cluster; a separable layer puts each class in its own cluster,
@@ -291,8 +321,20 @@ def test_rank_teacher_layers_tool(tmp_path, teacher_ckpt):
     cfg = runner_cfg(tmp_path / 'work', root, tiny_segmentor(3, width=16, aux=True))
     cfg.dump(str(tmp_path / 'teacher.py'))
     out = tmp_path / 'rank'
-    rows = rank_teacher_layers.main([str(tmp_path / 'teacher.py'), str(teacher_ckpt), '--num-images', '2',
-                                     '--per-class', '30', '--out-dir', str(out), '--top-k', '1'])
+    rows = rank_teacher_layers.main(
+        [
+            str(tmp_path / 'teacher.py'),
+            str(teacher_ckpt),
+            '--num-images',
+            '2',
+            '--per-class',
+            '30',
+            '--out-dir',
+            str(out),
+            '--top-k',
+            '1',
+        ]
+    )
     assert [r['layer'] for r in rows] == [f'backbone.layer{i}' for i in (1, 2, 3, 4)]
     assert [r['channels'] for r in rows] == [16, 32, 64, 128]
     assert all(r['num_classes'] == 3 for r in rows)
@@ -302,6 +344,7 @@ def test_rank_teacher_layers_tool(tmp_path, teacher_ckpt):
 
 
 # -- training and export -------------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize('method', ['blockwise', 'feature'])

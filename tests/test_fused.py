@@ -5,18 +5,17 @@ The plain losses (``fused=False``) are themselves checked against a float64
 loop reference in test_losses.py; here the fused path must match them in
 value and in the gradient w.r.t. the student logits.
 """
+
 import warnings
 
 import pytest
 import torch
 from mmseg.registry import MODELS
+from toy import tiny_segmentor
 
 import gdkd_seg.losses.fused as fused
-from gdkd_seg.losses import (DKDLoss, GDKDLoss, align_logits_and_labels,
-                             topk_partition_mask)
-from gdkd_seg.losses.fused import (FusedTwoGroupKL, fused_dkd_terms,
-                                   fused_gdkd_terms, topk_threshold)
-from toy import tiny_segmentor
+from gdkd_seg.losses import DKDLoss, GDKDLoss, align_logits_and_labels, topk_partition_mask
+from gdkd_seg.losses.fused import FusedTwoGroupKL, fused_dkd_terms, fused_gdkd_terms, topk_threshold
 
 IGNORE = 255
 
@@ -24,8 +23,7 @@ IGNORE = 255
 pytestmark = pytest.mark.usefixtures('single_thread')  # tiny tensors (conftest.py)
 
 
-def maps(n=2, c=7, h=6, w=10, scale=2.0, dtype=torch.float32, seed=0,
-         label_size=None, ignored=0.2):
+def maps(n=2, c=7, h=6, w=10, scale=2.0, dtype=torch.float32, seed=0, label_size=None, ignored=0.2):
     """Student (requires grad) and teacher logits, labels with ignored
     pixels, at ``label_size`` (default: the logit size)."""
     g = torch.Generator().manual_seed(seed)
@@ -45,20 +43,15 @@ def terms_and_grad(loss, zs, zt, gt):
     return {k: v.detach() for k, v in terms.items()}, grad
 
 
-def assert_fused_matches_plain(loss_type, zs, zt, gt, rtol=1e-5, atol=1e-6,
-                               **kwargs):
-    plain_terms, plain_grad = terms_and_grad(
-        loss_type(fused=False, **kwargs), zs, zt, gt)
-    fused_terms, fused_grad = terms_and_grad(
-        loss_type(fused=True, **kwargs), zs, zt, gt)
+def assert_fused_matches_plain(loss_type, zs, zt, gt, rtol=1e-5, atol=1e-6, **kwargs):
+    plain_terms, plain_grad = terms_and_grad(loss_type(fused=False, **kwargs), zs, zt, gt)
+    fused_terms, fused_grad = terms_and_grad(loss_type(fused=True, **kwargs), zs, zt, gt)
     assert fused_terms.keys() == plain_terms.keys()
     for name in plain_terms:
-        torch.testing.assert_close(fused_terms[name], plain_terms[name],
-                                   rtol=rtol, atol=atol, msg=name)
+        torch.testing.assert_close(fused_terms[name], plain_terms[name], rtol=rtol, atol=atol, msg=name)
     assert fused_grad.dtype == zs.dtype
     scale = plain_grad.abs().max().clamp_min(1e-12)
-    torch.testing.assert_close(fused_grad / scale, plain_grad / scale,
-                               rtol=rtol, atol=atol)
+    torch.testing.assert_close(fused_grad / scale, plain_grad / scale, rtol=rtol, atol=atol)
     return fused_terms, fused_grad
 
 
@@ -69,8 +62,8 @@ def assert_fused_matches_plain(loss_type, zs, zt, gt, rtol=1e-5, atol=1e-6,
 def test_gdkd_every_topk_with_ignored_pixels(topk):
     zs, zt, gt = maps(c=7)
     terms, grad = assert_fused_matches_plain(
-        GDKDLoss, zs, zt, gt, topk=topk, w0=1.0, w1=1.5, w2=2.0,
-        temperature=1.0, loss_weight=0.7)
+        GDKDLoss, zs, zt, gt, topk=topk, w0=1.0, w1=1.5, w2=2.0, temperature=1.0, loss_weight=0.7
+    )
     # a one-class group has a zero within-group KL
     singleton = {'top'} if topk == 1 else {'other'} if topk == 6 else set()
     assert all((v == 0) == (k in singleton) for k, v in terms.items())
@@ -80,12 +73,9 @@ def test_gdkd_every_topk_with_ignored_pixels(topk):
 
 @pytest.mark.parametrize('temperature', [0.5, 4.0])
 @pytest.mark.parametrize('resize_mode', ['logits', 'label'])
-def test_gdkd_temperature_and_mismatched_label_size(temperature,
-                                                    resize_mode):
+def test_gdkd_temperature_and_mismatched_label_size(temperature, resize_mode):
     zs, zt, gt = maps(h=5, w=8, label_size=(10, 16))
-    assert_fused_matches_plain(GDKDLoss, zs, zt, gt, topk=2,
-                               temperature=temperature,
-                               resize_mode=resize_mode)
+    assert_fused_matches_plain(GDKDLoss, zs, zt, gt, topk=2, temperature=temperature, resize_mode=resize_mode)
 
 
 def test_gdkd_teacher_at_another_size_and_no_labels():
@@ -108,38 +98,32 @@ def test_gdkd_teacher_ties_follow_torch_topk():
 @pytest.mark.parametrize('temperature', [1.0, 3.0])
 def test_dkd_partition_by_labels(temperature):
     zs, zt, gt = maps(c=6, label_size=(12, 20))
-    assert_fused_matches_plain(DKDLoss, zs, zt, gt, alpha=0.5, beta=8.0,
-                               temperature=temperature, loss_weight=2.0)
+    assert_fused_matches_plain(DKDLoss, zs, zt, gt, alpha=0.5, beta=8.0, temperature=temperature, loss_weight=2.0)
 
 
 def test_classification_logits_and_teacher_scaling_rows():
     zs, zt = torch.randn(16, 10).requires_grad_(), torch.randn(16, 10)
-    labels = torch.randint(0, 10, (16, ))
+    labels = torch.randint(0, 10, (16,))
     labels[:3] = IGNORE
     assert_fused_matches_plain(GDKDLoss, zs, zt, labels, topk=4)
     assert_fused_matches_plain(DKDLoss, zs, zt, labels)
     # TopKD's scaling works on the valid rows: the fused path takes them too
-    assert_fused_matches_plain(GDKDLoss, zs, zt, labels, topk=2,
-                               teacher_scaling=dict(k=2))
-    assert_fused_matches_plain(DKDLoss, zs, zt, labels,
-                               teacher_scaling=dict(k=2))
+    assert_fused_matches_plain(GDKDLoss, zs, zt, labels, topk=2, teacher_scaling=dict(k=2))
+    assert_fused_matches_plain(DKDLoss, zs, zt, labels, teacher_scaling=dict(k=2))
 
 
-@pytest.mark.parametrize('loss_type,kwargs', [(GDKDLoss, dict(topk=3)),
-                                              (DKDLoss, dict())])
+@pytest.mark.parametrize('loss_type,kwargs', [(GDKDLoss, dict(topk=3)), (DKDLoss, dict())])
 def test_extreme_logits_stay_finite_and_exact(loss_type, kwargs):
     zs, zt, gt = maps(scale=1e4)
     fused_terms, fused_grad = terms_and_grad(loss_type(**kwargs), zs, zt, gt)
     ref_terms, ref_grad = terms_and_grad(
-        loss_type(fused=False, **kwargs), zs.detach().double(
-        ).requires_grad_(), zt.double(), gt)
+        loss_type(fused=False, **kwargs), zs.detach().double().requires_grad_(), zt.double(), gt
+    )
     assert torch.isfinite(fused_grad).all()
     for name, value in fused_terms.items():
         assert torch.isfinite(value)
-        torch.testing.assert_close(value.double(), ref_terms[name],
-                                   rtol=1e-5, atol=1e-3)
-    torch.testing.assert_close(fused_grad.double(), ref_grad, rtol=1e-5,
-                               atol=1e-6 * ref_grad.abs().max().item())
+        torch.testing.assert_close(value.double(), ref_terms[name], rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(fused_grad.double(), ref_grad, rtol=1e-5, atol=1e-6 * ref_grad.abs().max().item())
 
 
 @pytest.mark.parametrize('loss_type', [GDKDLoss, DKDLoss])
@@ -152,8 +136,7 @@ def test_all_ignored_batch_gives_zero_loss_and_gradient(loss_type):
 
 
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize('loss_type,kwargs', [(GDKDLoss, dict(topk=3)),
-                                              (DKDLoss, dict())])
+@pytest.mark.parametrize('loss_type,kwargs', [(GDKDLoss, dict(topk=3)), (DKDLoss, dict())])
 def test_half_precision_inputs(dtype, loss_type, kwargs):
     zs, zt, gt = maps(dtype=dtype)
     terms, _ = assert_fused_matches_plain(loss_type, zs, zt, gt, **kwargs)
@@ -185,8 +168,7 @@ def test_function_gradcheck_float64_topk_partition_and_mask():
     valid = torch.rand(2, 1, 3, 4, generator=g) > 0.3
 
     def loss(s):
-        return FusedTwoGroupKL.apply(s, zt, 2, None, valid, (1.0, 0.7, 2.0),
-                                     2.0, 0.5, False)
+        return FusedTwoGroupKL.apply(s, zt, 2, None, valid, (1.0, 0.7, 2.0), 2.0, 0.5, False)
 
     assert torch.autograd.gradcheck(loss, zs.requires_grad_())
 
@@ -198,8 +180,7 @@ def test_function_gradcheck_float64_label_partition_rows():
     labels = torch.randint(0, 4, (6, 1), generator=g)
 
     def loss(s):
-        return FusedTwoGroupKL.apply(s, zt, None, labels, None,
-                                     (1.0, 0.0, 3.0), 1.0, 1.0, False)
+        return FusedTwoGroupKL.apply(s, zt, None, labels, None, (1.0, 0.0, 3.0), 1.0, 1.0, False)
 
     assert torch.autograd.gradcheck(loss, zs.requires_grad_())
 
@@ -219,35 +200,27 @@ def test_threshold_partition_is_the_topk_partition():
 def test_compiled_kernels_match_the_plain_loss():
     zs, zt, gt = maps(c=7, h=16, w=24, seed=5)
     zt[0, :4, 0] = 1.0  # ties across the top-3 boundary on one row
-    for loss_type, kwargs in ((GDKDLoss, dict(topk=3, temperature=2.0)),
-                              (DKDLoss, dict())):
-        plain_terms, plain_grad = terms_and_grad(
-            loss_type(fused=False, **kwargs), zs, zt, gt)
+    for loss_type, kwargs in ((GDKDLoss, dict(topk=3, temperature=2.0)), (DKDLoss, dict())):
+        plain_terms, plain_grad = terms_and_grad(loss_type(fused=False, **kwargs), zs, zt, gt)
         zs.grad = None
         with warnings.catch_warnings():
             warnings.simplefilter('error')  # a failed compile warns
-            student, teacher, labels, valid = align_logits_and_labels(
-                zs, zt, gt)
+            student, teacher, labels, valid = align_logits_and_labels(zs, zt, gt)
             if loss_type is GDKDLoss:
-                terms = fused_gdkd_terms(student, teacher, valid, 3,
-                                         (1.0, 1.0, 2.0), 2.0,
-                                         backend='compile')
+                terms = fused_gdkd_terms(student, teacher, valid, 3, (1.0, 1.0, 2.0), 2.0, backend='compile')
             else:
-                terms = fused_dkd_terms(student, teacher, labels, valid,
-                                        1.0, 2.0, backend='compile')
+                terms = fused_dkd_terms(student, teacher, labels, valid, 1.0, 2.0, backend='compile')
         sum(terms.values()).backward()
         for name in plain_terms:
-            torch.testing.assert_close(terms[name].detach(),
-                                       plain_terms[name], rtol=1e-5,
-                                       atol=1e-6)
-        torch.testing.assert_close(zs.grad, plain_grad, rtol=1e-4,
-                                   atol=1e-6 * plain_grad.abs().max())
+            torch.testing.assert_close(terms[name].detach(), plain_terms[name], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(zs.grad, plain_grad, rtol=1e-4, atol=1e-6 * plain_grad.abs().max())
 
 
 def test_failed_compilation_falls_back_to_eager(monkeypatch):
     def broken_compile(fn, **kwargs):
         def run(*args):
             raise RuntimeError('no C++ compiler')
+
         return run
 
     monkeypatch.setattr(fused, '_compiled', {})
@@ -256,8 +229,7 @@ def test_failed_compilation_falls_back_to_eager(monkeypatch):
     zs, zt, gt = maps()
     student, teacher, _, valid = align_logits_and_labels(zs, zt, gt)
     with pytest.warns(UserWarning, match='no C\\+\\+ compiler'):
-        terms = fused_gdkd_terms(student, teacher, valid, 2, (1.0, 1.0, 2.0),
-                                 backend='compile')
+        terms = fused_gdkd_terms(student, teacher, valid, 2, (1.0, 1.0, 2.0), backend='compile')
     assert fused._compile_failed
     expected = GDKDLoss(topk=2, fused=False).forward_terms(zs, zt, gt)
     for name in expected:
@@ -269,9 +241,9 @@ def test_failed_compilation_falls_back_to_eager(monkeypatch):
 # ----------------------------------------------------------------------------
 def teacher_and_recorder(**flags):
     from gdkd_seg.models.teacher import FrozenTeacher
+
     torch.manual_seed(0)
-    teacher = FrozenTeacher(MODELS.build(tiny_segmentor(3, width=8)), None,
-                            **flags)
+    teacher = FrozenTeacher(MODELS.build(tiny_segmentor(3, width=8)), None, **flags)
     teacher.loaded = True  # random weights are enough here
     teacher.record(['decode_head.conv_seg', 'backbone'])
     return teacher
@@ -302,11 +274,9 @@ def test_teacher_fp16_and_channels_last_flags():
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     seen = {}
     fast.model.backbone.stem[0].register_forward_pre_hook(
-        lambda m, args: seen.update(
-            input_cl=args[0].is_contiguous(
-                memory_format=torch.channels_last)))
-    fast.model.decode_head.conv_seg.register_forward_hook(
-        lambda m, args, out: seen.update(dtype=out.dtype))
+        lambda m, args: seen.update(input_cl=args[0].is_contiguous(memory_format=torch.channels_last))
+    )
+    fast.model.decode_head.conv_seg.register_forward_hook(lambda m, args, out: seen.update(dtype=out.dtype))
 
     inputs = torch.randn(2, 3, 32, 32)
     ref = plain(inputs)['decode_head.conv_seg']

@@ -1,5 +1,6 @@
 """The project's one-way data path: config -> distiller (every network, forward and hook) -> recorded tensors
 -> losses (pure functions of tensors); tools are thin wrappers of the package."""
+
 import ast
 import glob
 import os.path as osp
@@ -10,13 +11,12 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
-from torch import nn
-
 from mmseg.registry import MODELS
+from torch import nn
+from toy import tiny_segmentor
 
 import gdkd_seg  # noqa: F401
 from gdkd_seg.losses import LogitDistillLoss
-from toy import tiny_segmentor
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = sorted(glob.glob(osp.join(ROOT, 'tools', '*.py')))
@@ -61,8 +61,10 @@ def _held_modules(module):
 
 def test_no_loss_of_any_method_holds_a_network():
     # the demo's configs (small models) cover every method; the Cityscapes ones are the same declarations
-    configs = sorted(glob.glob(osp.join(ROOT, 'configs', 'demo', '*.py'))
-                     + glob.glob(osp.join(ROOT, 'configs', 'classification', '*digits.py')))
+    configs = sorted(
+        glob.glob(osp.join(ROOT, 'configs', 'demo', '*.py'))
+        + glob.glob(osp.join(ROOT, 'configs', 'classification', '*digits.py'))
+    )
     distillers = 0
     for path in configs:
         cfg = Config.fromfile(path)
@@ -88,13 +90,24 @@ class _SquaredLogitLoss(LogitDistillLoss):
 def test_a_new_logit_method_is_one_class_and_one_declaration(tmp_path):
     teacher = MODELS.build(tiny_segmentor(3, width=16))
     torch.save({'state_dict': teacher.state_dict()}, tmp_path / 'teacher.pth')
-    model = MODELS.build(dict(
-        type='SegDistiller', student=tiny_segmentor(3, width=8), teacher=tiny_segmentor(3, width=16),
-        teacher_checkpoint=str(tmp_path / 'teacher.pth'),
-        distill_losses=dict(decode=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg',
-                                        loss=dict(type='_SquaredLogitLoss', loss_weight=2.0, loss_name='loss_sq')))))
+    model = MODELS.build(
+        dict(
+            type='SegDistiller',
+            student=tiny_segmentor(3, width=8),
+            teacher=tiny_segmentor(3, width=16),
+            teacher_checkpoint=str(tmp_path / 'teacher.pth'),
+            distill_losses=dict(
+                decode=dict(
+                    student='decode_head.conv_seg',
+                    teacher='decode_head.conv_seg',
+                    loss=dict(type='_SquaredLogitLoss', loss_weight=2.0, loss_name='loss_sq'),
+                )
+            ),
+        )
+    )
     model.init_weights()
     from test_distiller import _batch
+
     inputs, samples = _batch()
     losses = model(inputs, samples, mode='loss')
     zs = model.student_recorder['decode_head.conv_seg']
@@ -109,6 +122,5 @@ def test_a_new_logit_method_is_one_class_and_one_declaration(tmp_path):
 @pytest.mark.slow
 def test_every_tool_runs_as_a_script():
     for path in TOOLS:
-        result = subprocess.run([sys.executable, path, '--help'], cwd=ROOT, capture_output=True, text=True,
-                                timeout=120)
+        result = subprocess.run([sys.executable, path, '--help'], cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0 and 'usage:' in result.stdout, (path, result.stderr[-2000:])

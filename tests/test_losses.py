@@ -4,6 +4,7 @@ The reference below is written from the formulas with explicit loops and
 explicit softmaxes; it shares no code with ``gdkd_seg.losses`` (only the
 bilinear resizing of logit maps is delegated to ``F.interpolate``).
 """
+
 import math
 
 import pytest
@@ -11,9 +12,17 @@ import torch
 import torch.nn.functional as F
 
 import gdkd_seg.losses  # noqa: F401  (registers the losses)
-from gdkd_seg.losses import (CWDLoss, DISTLoss, DKDLoss, GDKD3Loss, GDKDLoss,
-                             KDLoss, flatten_logits_and_labels, grouped_kl,
-                             topk_partition_mask)
+from gdkd_seg.losses import (
+    CWDLoss,
+    DISTLoss,
+    DKDLoss,
+    GDKD3Loss,
+    GDKDLoss,
+    KDLoss,
+    flatten_logits_and_labels,
+    grouped_kl,
+    topk_partition_mask,
+)
 
 IGNORE = 255
 
@@ -30,8 +39,7 @@ def ref_softmax(v):
 
 
 def ref_kl(p, q):
-    return sum(float(pi) * math.log(float(pi) / float(qi))
-               for pi, qi in zip(p, q) if pi > 0)
+    return sum(float(pi) * math.log(float(pi) / float(qi)) for pi, qi in zip(p, q) if pi > 0)
 
 
 def ref_group_terms(zs, zt, groups, T):
@@ -39,8 +47,7 @@ def ref_group_terms(zs, zt, groups, T):
     ps, pt = ref_softmax(zs / T), ref_softmax(zt / T)
     bs = torch.stack([ps[g].sum() for g in groups])
     bt = torch.stack([pt[g].sum() for g in groups])
-    within = [ref_kl(ref_softmax(zt[g] / T), ref_softmax(zs[g] / T))
-              if len(g) else 0.0 for g in groups]
+    within = [ref_kl(ref_softmax(zt[g] / T), ref_softmax(zs[g] / T)) if len(g) else 0.0 for g in groups]
     return ref_kl(bt, bs), within
 
 
@@ -50,18 +57,15 @@ def teacher_order(zt):
 
 def ref_gdkd(zs, zt, topk, w0, w1, w2, T):
     order = teacher_order(zt)
-    high, (top, other) = ref_group_terms(zs, zt, [order[:topk], order[topk:]],
-                                         T)
-    return dict(high=T * T * w0 * high, top=T * T * w1 * top,
-                other=T * T * w2 * other)
+    high, (top, other) = ref_group_terms(zs, zt, [order[:topk], order[topk:]], T)
+    return dict(high=T * T * w0 * high, top=T * T * w1 * top, other=T * T * w2 * other)
 
 
 def ref_gdkd3(zs, zt, topk, w0, w1, w2, T):
     order = teacher_order(zt)
     groups = [order[:1], order[1:topk], order[topk:]]
     high, (_, top, other) = ref_group_terms(zs, zt, groups, T)
-    return dict(high=T * T * w0 * high, top=T * T * w1 * top,
-                other=T * T * w2 * other)
+    return dict(high=T * T * w0 * high, top=T * T * w1 * top, other=T * T * w2 * other)
 
 
 def ref_dkd(zs, zt, label, alpha, beta, T):
@@ -76,8 +80,7 @@ def ref_kd(zs, zt, T):
 
 def ref_pearson(a, b):
     a, b = a - a.mean(), b - b.mean()
-    return float((a * b).sum() / math.sqrt(float((a * a).sum() *
-                                                 (b * b).sum())))
+    return float((a * b).sum() / math.sqrt(float((a * a).sum() * (b * b).sum())))
 
 
 def ref_dist(rows_s, rows_t, beta, gamma, tau):
@@ -86,21 +89,20 @@ def ref_dist(rows_s, rows_t, beta, gamma, tau):
     P, C = ys.shape
     inter = 1 - sum(ref_pearson(ys[p], yt[p]) for p in range(P)) / P
     intra = 1 - sum(ref_pearson(ys[:, c], yt[:, c]) for c in range(C)) / C
-    return dict(inter=tau * tau * beta * inter,
-                intra=tau * tau * gamma * intra)
+    return dict(inter=tau * tau * beta * inter, intra=tau * tau * gamma * intra)
 
 
 def ref_aligned_maps(student, teacher, gt, resize_mode):
     """Student/teacher maps and labels (or None) at the loss resolution."""
     if resize_mode == 'label' and gt is not None:
         size = gt.shape[-2:]
-        up = lambda x: F.interpolate(x, size=size, mode='bilinear',  # noqa
-                                     align_corners=False)
-        return up(student), up(teacher), gt
+        student, teacher = (
+            F.interpolate(x, size=size, mode='bilinear', align_corners=False) for x in (student, teacher)
+        )
+        return student, teacher, gt
     H, W = student.shape[-2:]
     if teacher.shape[-2:] != student.shape[-2:]:
-        teacher = F.interpolate(teacher, size=(H, W), mode='bilinear',
-                                align_corners=False)
+        teacher = F.interpolate(teacher, size=(H, W), mode='bilinear', align_corners=False)
     if gt is None:
         return student, teacher, None
     Hg, Wg = gt.shape[-2:]
@@ -108,8 +110,7 @@ def ref_aligned_maps(student, teacher, gt, resize_mode):
     for n in range(gt.shape[0]):
         for i in range(H):
             for j in range(W):  # nearest: source index floor(dst * in / out)
-                labels[n, i, j] = gt[n, min(i * Hg // H, Hg - 1),
-                                     min(j * Wg // W, Wg - 1)]
+                labels[n, i, j] = gt[n, min(i * Hg // H, Hg - 1), min(j * Wg // W, Wg - 1)]
     return student, teacher, labels
 
 
@@ -139,8 +140,7 @@ def ref_cwd(student, teacher, gt, tau, resize_mode):
     N, C, H, W = s.shape
     total, images = 0.0, 0
     for n in range(N):
-        pos = [(i, j) for i in range(H) for j in range(W)
-               if labels is None or int(labels[n, i, j]) != IGNORE]
+        pos = [(i, j) for i in range(H) for j in range(W) if labels is None or int(labels[n, i, j]) != IGNORE]
         if not pos:
             continue
         images += 1
@@ -162,14 +162,9 @@ def reference_terms(name, kwargs, student, teacher, gt, resize_mode):
         out = ref_dist([r[0] for r in rows], [r[1] for r in rows], **kw)
         return {k: lw * v for k, v in out.items()}
     per_position = {
-        'GDKDLoss': lambda s, t, y: ref_gdkd(s, t, kw['topk'], kw['w0'],
-                                             kw['w1'], kw['w2'],
-                                             kw['temperature']),
-        'GDKD3Loss': lambda s, t, y: ref_gdkd3(s, t, kw['topk'], kw['w0'],
-                                               kw['w1'], kw['w2'],
-                                               kw['temperature']),
-        'DKDLoss': lambda s, t, y: ref_dkd(s, t, y, kw['alpha'], kw['beta'],
-                                           kw['temperature']),
+        'GDKDLoss': lambda s, t, y: ref_gdkd(s, t, kw['topk'], kw['w0'], kw['w1'], kw['w2'], kw['temperature']),
+        'GDKD3Loss': lambda s, t, y: ref_gdkd3(s, t, kw['topk'], kw['w0'], kw['w1'], kw['w2'], kw['temperature']),
+        'DKDLoss': lambda s, t, y: ref_dkd(s, t, y, kw['alpha'], kw['beta'], kw['temperature']),
         'KDLoss': lambda s, t, y: ref_kd(s, t, kw['temperature']),
     }[name]
     return ref_mean_terms(rows, per_position, lw)
@@ -177,17 +172,14 @@ def reference_terms(name, kwargs, student, teacher, gt, resize_mode):
 
 # non-default settings, so that a swapped weight cannot go unnoticed
 LOSS_CONFIGS = {
-    'GDKDLoss': dict(topk=2, w0=0.7, w1=1.3, w2=2.5, temperature=2.0,
-                     loss_weight=0.5),
-    'GDKD3Loss': dict(topk=3, w0=0.6, w1=1.7, w2=3.0, temperature=1.5,
-                      loss_weight=0.8),
+    'GDKDLoss': dict(topk=2, w0=0.7, w1=1.3, w2=2.5, temperature=2.0, loss_weight=0.5),
+    'GDKD3Loss': dict(topk=3, w0=0.6, w1=1.7, w2=3.0, temperature=1.5, loss_weight=0.8),
     'DKDLoss': dict(alpha=0.6, beta=2.5, temperature=3.0, loss_weight=1.5),
     'KDLoss': dict(temperature=2.5, loss_weight=0.7),
     'DISTLoss': dict(beta=0.6, gamma=1.8, tau=2.0, loss_weight=1.2),
     'CWDLoss': dict(tau=2.0, loss_weight=3.0),
 }
-LOSS_CLASSES = {cls.__name__: cls for cls in
-                (GDKDLoss, GDKD3Loss, DKDLoss, KDLoss, DISTLoss, CWDLoss)}
+LOSS_CLASSES = {cls.__name__: cls for cls in (GDKDLoss, GDKD3Loss, DKDLoss, KDLoss, DISTLoss, CWDLoss)}
 TERM_NAMES = {
     'GDKDLoss': {'high', 'top', 'other'},
     'GDKD3Loss': {'high', 'top', 'other'},
@@ -204,14 +196,12 @@ def build(name, **overrides):
     return LOSS_CLASSES[name](**{**LOSS_CONFIGS[name], **overrides})
 
 
-def random_batch(seed, shape=(2, 6, 4, 5), teacher_hw=(8, 10),
-                 label_hw=(7, 9), dtype=torch.float64, ignore_frac=0.25):
+def random_batch(seed, shape=(2, 6, 4, 5), teacher_hw=(8, 10), label_hw=(7, 9), dtype=torch.float64, ignore_frac=0.25):
     g = torch.Generator().manual_seed(seed)
     N, C = shape[:2]
     student = torch.randn(shape, generator=g, dtype=dtype) * 2
-    teacher = torch.randn((N, C) + tuple(teacher_hw), generator=g,
-                          dtype=dtype) * 2
-    gt = torch.randint(0, C, (N, ) + tuple(label_hw), generator=g)
+    teacher = torch.randn((N, C) + tuple(teacher_hw), generator=g, dtype=dtype) * 2
+    gt = torch.randint(0, C, (N,) + tuple(label_hw), generator=g)
     gt[torch.rand(gt.shape, generator=g) < ignore_frac] = IGNORE
     return student, teacher, gt
 
@@ -226,13 +216,11 @@ def test_values_match_reference(name, resize_mode):
     student, teacher, gt = random_batch(0, label_hw=label_hw)
     loss = build(name, resize_mode=resize_mode)
     terms = loss.forward_terms(student, teacher, gt)
-    expected = reference_terms(name, LOSS_CONFIGS[name], student, teacher, gt,
-                               resize_mode)
+    expected = reference_terms(name, LOSS_CONFIGS[name], student, teacher, gt, resize_mode)
     assert set(terms) == TERM_NAMES[name] == set(expected)
     for key, value in terms.items():
         assert value.dim() == 0 and value.dtype == torch.float64
-        assert value.item() == pytest.approx(expected[key], rel=1e-7,
-                                             abs=1e-9), key
+        assert value.item() == pytest.approx(expected[key], rel=1e-7, abs=1e-9), key
     total = loss(student, teacher, gt)
     assert total.item() == pytest.approx(sum(expected.values()), rel=1e-7)
     assert torch.equal(total, sum(terms.values()))
@@ -250,9 +238,7 @@ def test_gradcheck(name):
     gt = torch.randint(0, 5, (2, 3, 3), generator=g)
     gt[0, 0, 0] = gt[1, 2, 1] = IGNORE
     loss = build(name)
-    assert torch.autograd.gradcheck(
-        lambda s, t: loss(s, t, gt),
-        (student.requires_grad_(), teacher.requires_grad_()))
+    assert torch.autograd.gradcheck(lambda s, t: loss(s, t, gt), (student.requires_grad_(), teacher.requires_grad_()))
 
 
 def test_gradcheck_grouped_kl_with_empty_groups():
@@ -260,15 +246,13 @@ def test_gradcheck_grouped_kl_with_empty_groups():
     zs = torch.randn(4, 5, generator=g, dtype=torch.float64)
     zt = torch.randn(4, 5, generator=g, dtype=torch.float64)
     # row 0: group 1 empty; row 1: group 2 empty; row 2: only group 0
-    group_ids = torch.tensor([[0, 0, 2, 2, 2], [1, 0, 1, 0, 1],
-                              [0, 0, 0, 0, 0], [2, 1, 0, 1, 2]])
+    group_ids = torch.tensor([[0, 0, 2, 2, 2], [1, 0, 1, 0, 1], [0, 0, 0, 0, 0], [2, 1, 0, 1, 2]])
 
     def f(s, t):
         mass_kl, within_kl = grouped_kl(s, t, group_ids, 3, 1.7)
         return mass_kl, within_kl
 
-    assert torch.autograd.gradcheck(f, (zs.requires_grad_(),
-                                        zt.requires_grad_()))
+    assert torch.autograd.gradcheck(f, (zs.requires_grad_(), zt.requires_grad_()))
     mass_kl, within_kl = f(zs, zt)
     assert within_kl[0, 1] == 0 and within_kl[1, 2] == 0
     assert torch.all(within_kl[2, 1:] == 0)
@@ -291,8 +275,7 @@ def test_kl_decomposition_identity(T):
         for p in range(zs.shape[0]):
             pt, ps = ref_softmax(zt[p] / T), ref_softmax(zs[p] / T)
             bt_top = float(pt[top[p]].sum())
-            rhs = (mass_kl[p] + bt_top * within_kl[p, 0] +
-                   (1 - bt_top) * within_kl[p, 1])
+            rhs = mass_kl[p] + bt_top * within_kl[p, 0] + (1 - bt_top) * within_kl[p, 1]
             assert float(rhs) == pytest.approx(ref_kl(pt, ps), rel=1e-9)
 
 
@@ -307,8 +290,7 @@ def test_gdkd_topk1_equals_dkd_on_teacher_argmax_labels():
     assert g_terms['top'] == 0
     torch.testing.assert_close(g_terms['high'], d_terms['tckd'])
     torch.testing.assert_close(g_terms['other'], d_terms['nckd'])
-    torch.testing.assert_close(gdkd(student, teacher), dkd(student, teacher,
-                                                           labels))
+    torch.testing.assert_close(gdkd(student, teacher), dkd(student, teacher, labels))
     assert d_terms['tckd'] > 0 and d_terms['nckd'] > 0
 
 
@@ -316,8 +298,7 @@ def test_gdkd_unit_weights_is_not_kd():
     student, teacher, gt = random_batch(5)
     gdkd = GDKDLoss(w0=1.0, w1=1.0, w2=1.0)
     kd = KDLoss()
-    assert abs(float(gdkd(student, teacher, gt) - kd(student, teacher, gt))) \
-        > 1e-3
+    assert abs(float(gdkd(student, teacher, gt) - kd(student, teacher, gt))) > 1e-3
 
 
 @pytest.mark.parametrize('name', ROW_LOSSES)
@@ -325,12 +306,11 @@ def test_2d_logits_equal_1x1_maps(name):
     g = torch.Generator().manual_seed(6)
     student = torch.randn(7, 6, generator=g)
     teacher = torch.randn(7, 6, generator=g)
-    labels = torch.randint(0, 6, (7, ), generator=g)
+    labels = torch.randint(0, 6, (7,), generator=g)
     labels[2] = IGNORE
     loss = build(name)
     flat = loss.forward_terms(student, teacher, labels)
-    maps = loss.forward_terms(student[..., None, None],
-                              teacher[..., None, None], labels[:, None, None])
+    maps = loss.forward_terms(student[..., None, None], teacher[..., None, None], labels[:, None, None])
     assert flat.keys() == maps.keys()
     for key in flat:
         torch.testing.assert_close(flat[key], maps[key], rtol=0, atol=0)
@@ -408,8 +388,7 @@ def test_fully_ignored_image_is_left_out(name):
     student, teacher, gt = random_batch(19)
     gt[0] = IGNORE
     loss = build(name)
-    torch.testing.assert_close(loss(student, teacher, gt),
-                               loss(student[1:], teacher[1:], gt[1:]))
+    torch.testing.assert_close(loss(student, teacher, gt), loss(student[1:], teacher[1:], gt[1:]))
 
 
 def test_ignore_index_none_and_mmseg_label_layout():
@@ -426,8 +405,7 @@ def test_flatten_resizes_labels_and_teacher():
     student, teacher, gt = random_batch(13)
     zs, zt, labels, valid = flatten_logits_and_labels(student, teacher, gt)
     rows = ref_valid_rows(student, teacher, gt)
-    assert zs.shape == zt.shape == (2 * 4 * 5, 6) and int(valid.sum()) == len(
-        rows)
+    assert zs.shape == zt.shape == (2 * 4 * 5, 6) and int(valid.sum()) == len(rows)
     torch.testing.assert_close(zs[valid], torch.stack([r[0] for r in rows]))
     torch.testing.assert_close(zt[valid], torch.stack([r[1] for r in rows]))
     assert labels[valid].tolist() == [r[2] for r in rows]
@@ -441,40 +419,42 @@ def test_topk_partition_mask_rows_and_maps():
     for k in (1, 3, 6):
         mask_maps = topk_partition_mask(maps, k, dim=1)
         mask_rows = topk_partition_mask(rows, k, dim=1)
-        assert torch.equal(mask_maps.permute(0, 2, 3, 1).reshape(-1, 7),
-                           mask_rows)
+        assert torch.equal(mask_maps.permute(0, 2, 3, 1).reshape(-1, 7), mask_rows)
         assert torch.all(mask_rows.sum(dim=1) == k)
-        expected = torch.zeros_like(rows, dtype=torch.bool).scatter(
-            1, rows.topk(k, dim=1).indices, True)
+        expected = torch.zeros_like(rows, dtype=torch.bool).scatter(1, rows.topk(k, dim=1).indices, True)
         assert torch.equal(mask_rows, expected)
         # every selected logit is >= every unselected one
-        assert torch.all(rows.masked_fill(~mask_rows, float('inf')).amin(1)
-                         >= rows.masked_fill(mask_rows, -float('inf')).amax(1))
+        assert torch.all(
+            rows.masked_fill(~mask_rows, float('inf')).amin(1) >= rows.masked_fill(mask_rows, -float('inf')).amax(1)
+        )
 
 
 # ----------------------------------------------------------------------------
 # errors
 # ----------------------------------------------------------------------------
-@pytest.mark.parametrize('name,kwargs,match', [
-    ('GDKDLoss', dict(topk=0), 'topk must be an integer >= 1'),
-    ('GDKD3Loss', dict(topk=0), 'topk must be an integer >= 1'),
-    ('GDKDLoss', dict(topk=2.5), 'topk must be an integer'),
-    ('GDKDLoss', dict(w0=-1.0), 'w0 must be >= 0'),
-    ('GDKDLoss', dict(w1=-1.0), 'w1 must be >= 0'),
-    ('GDKD3Loss', dict(w2=-0.1), 'w2 must be >= 0'),
-    ('DKDLoss', dict(alpha=-1.0), 'alpha must be >= 0'),
-    ('DKDLoss', dict(beta=-1.0), 'beta must be >= 0'),
-    ('DISTLoss', dict(beta=-1.0), 'beta must be >= 0'),
-    ('DISTLoss', dict(gamma=-1.0), 'gamma must be >= 0'),
-    ('GDKDLoss', dict(temperature=0.0), 'temperature must be > 0'),
-    ('GDKD3Loss', dict(temperature=-1.0), 'temperature must be > 0'),
-    ('DKDLoss', dict(temperature=0), 'temperature must be > 0'),
-    ('KDLoss', dict(temperature=-2.0), 'temperature must be > 0'),
-    ('DISTLoss', dict(tau=0.0), 'tau must be > 0'),
-    ('CWDLoss', dict(tau=-1.0), 'tau must be > 0'),
-    ('KDLoss', dict(loss_weight=-1.0), 'loss_weight must be >= 0'),
-    ('CWDLoss', dict(resize_mode='bilinear'), "resize_mode must be one of"),
-])
+@pytest.mark.parametrize(
+    'name,kwargs,match',
+    [
+        ('GDKDLoss', dict(topk=0), 'topk must be an integer >= 1'),
+        ('GDKD3Loss', dict(topk=0), 'topk must be an integer >= 1'),
+        ('GDKDLoss', dict(topk=2.5), 'topk must be an integer'),
+        ('GDKDLoss', dict(w0=-1.0), 'w0 must be >= 0'),
+        ('GDKDLoss', dict(w1=-1.0), 'w1 must be >= 0'),
+        ('GDKD3Loss', dict(w2=-0.1), 'w2 must be >= 0'),
+        ('DKDLoss', dict(alpha=-1.0), 'alpha must be >= 0'),
+        ('DKDLoss', dict(beta=-1.0), 'beta must be >= 0'),
+        ('DISTLoss', dict(beta=-1.0), 'beta must be >= 0'),
+        ('DISTLoss', dict(gamma=-1.0), 'gamma must be >= 0'),
+        ('GDKDLoss', dict(temperature=0.0), 'temperature must be > 0'),
+        ('GDKD3Loss', dict(temperature=-1.0), 'temperature must be > 0'),
+        ('DKDLoss', dict(temperature=0), 'temperature must be > 0'),
+        ('KDLoss', dict(temperature=-2.0), 'temperature must be > 0'),
+        ('DISTLoss', dict(tau=0.0), 'tau must be > 0'),
+        ('CWDLoss', dict(tau=-1.0), 'tau must be > 0'),
+        ('KDLoss', dict(loss_weight=-1.0), 'loss_weight must be >= 0'),
+        ('CWDLoss', dict(resize_mode='bilinear'), 'resize_mode must be one of'),
+    ],
+)
 def test_constructor_errors(name, kwargs, match):
     with pytest.raises(ValueError, match=match):
         build(name, **kwargs)
@@ -483,8 +463,11 @@ def test_constructor_errors(name, kwargs, match):
 @pytest.mark.parametrize('name', ['GDKDLoss', 'GDKD3Loss'])
 def test_topk_not_below_class_count(name):
     student, teacher, gt = random_batch(15, shape=(2, 4, 4, 5))
-    with pytest.raises(ValueError, match=r'topk < C, got topk=4 .*'
-                       r'\(2, 4, 4, 5\).*\(2, 4, 8, 10\)'):
+    with pytest.raises(
+        ValueError,
+        match=r'topk < C, got topk=4 .*'
+        r'\(2, 4, 4, 5\).*\(2, 4, 8, 10\)',
+    ):
         build(name, topk=4)(student, teacher, gt)
     assert build(name, topk=3)(student, teacher, gt) > 0
 
@@ -493,29 +476,50 @@ def test_topk_not_below_class_count(name):
 def test_shape_errors(name):
     loss = build(name)
     s4, t4, gt = random_batch(16)
-    with pytest.raises(ValueError, match=r'class counts.*\(2, 6, 4, 5\).*'
-                       r'\(2, 5, 8, 10\)'):
+    with pytest.raises(
+        ValueError,
+        match=r'class counts.*\(2, 6, 4, 5\).*'
+        r'\(2, 5, 8, 10\)',
+    ):
         loss(s4, t4[:, :5], gt)
-    with pytest.raises(ValueError, match=r'same rank.*\(2, 6, 4, 5\).*'
-                       r'\(2, 6\)'):
+    with pytest.raises(
+        ValueError,
+        match=r'same rank.*\(2, 6, 4, 5\).*'
+        r'\(2, 6\)',
+    ):
         loss(s4, t4[:, :, 0, 0], gt)
-    with pytest.raises(ValueError, match=r'batch sizes.*\(2, 6, 4, 5\).*'
-                       r'\(1, 6, 8, 10\)'):
+    with pytest.raises(
+        ValueError,
+        match=r'batch sizes.*\(2, 6, 4, 5\).*'
+        r'\(1, 6, 8, 10\)',
+    ):
         loss(s4, t4[:1], gt)
-    with pytest.raises(ValueError, match=r'\(N, H, W\) labels, got labels '
-                       r'\(2, 9\)'):
+    with pytest.raises(
+        ValueError,
+        match=r'\(N, H, W\) labels, got labels '
+        r'\(2, 9\)',
+    ):
         loss(s4, t4, gt[:, 0])
-    with pytest.raises(ValueError, match=r'labels and logits have different '
-                       r'batch sizes'):
+    with pytest.raises(
+        ValueError,
+        match=r'labels and logits have different '
+        r'batch sizes',
+    ):
         loss(s4, t4, gt[:1])
     with pytest.raises(ValueError, match='labels must be an integer tensor'):
         loss(s4, t4, gt.double())
-    with pytest.raises(ValueError, match=r'\(N, C\) or \(N, C, H, W\).*'
-                       r'\(2, 6, 4\)'):
+    with pytest.raises(
+        ValueError,
+        match=r'\(N, C\) or \(N, C, H, W\).*'
+        r'\(2, 6, 4\)',
+    ):
         loss(s4[..., 0], t4[..., 0], gt)
     if name != 'CWDLoss':
-        with pytest.raises(ValueError, match=r'\(N,\) class labels, got '
-                           r'labels \(2, 1\)'):
+        with pytest.raises(
+            ValueError,
+            match=r'\(N,\) class labels, got '
+            r'labels \(2, 1\)',
+        ):
             loss(s4[:, :, 0, 0], t4[:, :, 0, 0], gt[:, :1, 0])
 
 
@@ -524,8 +528,11 @@ def test_dkd_needs_labels_in_range(fused):
     student, teacher, gt = random_batch(17)
     with pytest.raises(ValueError, match='DKD needs labels'):
         DKDLoss(fused=fused)(student, teacher)
-    with pytest.raises(ValueError, match=r'labels must lie in \[0, 6\) outside ignore_index=None, got values '
-                       r'in \[0, 255\]'):
+    with pytest.raises(
+        ValueError,
+        match=r'labels must lie in \[0, 6\) outside ignore_index=None, got values '
+        r'in \[0, 255\]',
+    ):
         DKDLoss(ignore_index=None, fused=fused)(student, teacher, gt)
     negative = gt.masked_fill(gt == 255, -1)
     with pytest.raises(ValueError, match=r'got values in \[-1, '):
@@ -550,8 +557,8 @@ def test_cwd_needs_maps():
 @pytest.mark.parametrize('name', ALL_LOSSES)
 def test_build_from_config_through_registry(name):
     from mmseg.registry import MODELS
-    cfg = dict(type=name, loss_weight=0.3, loss_name='loss_custom',
-               ignore_index=0)
+
+    cfg = dict(type=name, loss_weight=0.3, loss_name='loss_custom', ignore_index=0)
     loss = MODELS.build(cfg)
     assert type(loss) is LOSS_CLASSES[name]
     assert loss.loss_weight == 0.3 and loss.ignore_index == 0
@@ -559,5 +566,5 @@ def test_build_from_config_through_registry(name):
     assert LOSS_CLASSES[name]().loss_name == 'loss_' + name[:-4].lower()
     student, teacher, gt = random_batch(18, ignore_frac=0.0)
     torch.testing.assert_close(
-        loss(student, teacher, gt),
-        0.3 * LOSS_CLASSES[name](ignore_index=0)(student, teacher, gt))
+        loss(student, teacher, gt), 0.3 * LOSS_CLASSES[name](ignore_index=0)(student, teacher, gt)
+    )

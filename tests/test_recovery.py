@@ -1,13 +1,14 @@
 """A crash or interrupt during training leaves a checkpoint that --resume continues from."""
+
 import os.path as osp
 
 import pytest
 import torch
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
+from toy import runner_cfg, tiny_segmentor, write_seg_folder
 
 from gdkd_seg.runner import build_runner, train_with_recovery
-from toy import runner_cfg, tiny_segmentor, write_seg_folder
 
 
 @HOOKS.register_module()

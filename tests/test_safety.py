@@ -1,5 +1,6 @@
 """Nothing silent, nothing lost: strict checkpoints, non-finite values, data checks, conversion errors, safe
 emergency checkpoints and exact resume."""
+
 import json
 import os
 import os.path as osp
@@ -10,12 +11,11 @@ import sys
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
-from PIL import Image
-
 from mmseg.registry import HOOKS, MODELS
+from PIL import Image
+from toy import runner_cfg, save_random_segmentor, tiny_segmentor, write_seg_folder
 
 from gdkd_seg import runner as gdkd_runner
 from gdkd_seg.checks import DatasetNotFoundError
@@ -24,7 +24,6 @@ from gdkd_seg.export import export_student
 from gdkd_seg.losses import CWDLoss, DKDLoss, GDKDLoss, KDLoss
 from gdkd_seg.models import TeacherCheckpointError
 from gdkd_seg.utils import CheckpointMismatchError, CheckpointReadError, safe_torch_load
-from toy import runner_cfg, save_random_segmentor, tiny_segmentor, write_seg_folder
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -32,10 +31,17 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 def distiller(teacher_ckpt, student_width=8, dropout=0.0):
     student = tiny_segmentor(3, width=student_width, aux=True)
     student.decode_head.dropout_ratio = dropout
-    return dict(type='SegDistiller', student=student, teacher=tiny_segmentor(3, width=16, aux=True),
-                teacher_checkpoint=str(teacher_ckpt),
-                distill_losses=dict(decode=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg',
-                                                loss=dict(type='GDKDLoss', topk=1))))
+    return dict(
+        type='SegDistiller',
+        student=student,
+        teacher=tiny_segmentor(3, width=16, aux=True),
+        teacher_checkpoint=str(teacher_ckpt),
+        distill_losses=dict(
+            decode=dict(
+                student='decode_head.conv_seg', teacher='decode_head.conv_seg', loss=dict(type='GDKDLoss', topk=1)
+            )
+        ),
+    )
 
 
 @pytest.fixture
@@ -52,6 +58,7 @@ def dump(cfg, path):
 
 
 # -- 1. checkpoints that do not fit their config -------------------------------------------------------------
+
 
 @pytest.fixture
 def trained(tmp_path, toy):
@@ -71,8 +78,11 @@ def test_test_refuses_a_checkpoint_of_another_config(tmp_path, trained):
     with pytest.raises(CheckpointMismatchError, match=r'student\.pth is a plain model checkpoint(.|\n)*student\.py'):
         gdkd_runner.test(config, student, work_dir=str(tmp_path / 't2'))
     wider = dump(runner_cfg(tmp_path / 'w', root, tiny_segmentor(3, width=16, aux=True)), tmp_path / 'wider.py')
-    with pytest.raises(CheckpointMismatchError, match=r'backbone\.stem\.0\.weight: checkpoint \[4, 3, 3, 3\] vs '
-                                                      r'config \[8, 3, 3, 3\](.|\n)*another architecture or width'):
+    with pytest.raises(
+        CheckpointMismatchError,
+        match=r'backbone\.stem\.0\.weight: checkpoint \[4, 3, 3, 3\] vs '
+        r'config \[8, 3, 3, 3\](.|\n)*another architecture or width',
+    ):
         gdkd_runner.test(wider, student, work_dir=str(tmp_path / 't3'))
     # the exported student with its own config and the distiller checkpoint with its config do test
     assert 0 <= gdkd_runner.test(str(tmp_path / 'student.py'), student, work_dir=str(tmp_path / 't4'))['mIoU'] <= 100
@@ -91,14 +101,16 @@ def test_export_checks_the_weights_and_leaves_nothing_when_it_fails(tmp_path, tr
 def test_load_from_must_fit_the_model(tmp_path, trained, toy):
     config, ckpt, _, root = trained
     _, teacher = toy
-    other = dump(runner_cfg(tmp_path / 'o', root, distiller(teacher, student_width=16), max_iters=1),
-                 tmp_path / 'other.py')
+    other = dump(
+        runner_cfg(tmp_path / 'o', root, distiller(teacher, student_width=16), max_iters=1), tmp_path / 'other.py'
+    )
     with pytest.raises(CheckpointMismatchError, match='does not fit the model of'):
         gdkd_runner.train(other, {'load_from': ckpt})
 
 
 def test_architecture_mismatch_is_not_called_a_class_mismatch(tmp_path):
     from gdkd_seg.utils import check_state_dict_fits
+
     narrow, wide = MODELS.build(tiny_segmentor(3, width=8)), MODELS.build(tiny_segmentor(3, width=16))
     with pytest.raises(CheckpointMismatchError) as err:
         check_state_dict_fits(wide, narrow.state_dict(), 'narrow.pth', 'the wide model')
@@ -106,6 +118,7 @@ def test_architecture_mismatch_is_not_called_a_class_mismatch(tmp_path):
 
 
 # -- 2. non-finite values ------------------------------------------------------------------------------------
+
 
 def test_a_nan_in_the_teacher_checkpoint_is_refused(tmp_path):
     state = MODELS.build(tiny_segmentor(3, width=16, aux=True)).state_dict()
@@ -143,15 +156,19 @@ def test_training_stops_at_a_non_finite_loss_and_keeps_the_last_good_checkpoint(
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
 
 
-@pytest.mark.parametrize('name, value', [('temperature', float('inf')), ('loss_weight', float('inf')),
-                                         ('w2', float('nan'))])
+@pytest.mark.parametrize(
+    'name, value', [('temperature', float('inf')), ('loss_weight', float('inf')), ('w2', float('nan'))]
+)
 def test_losses_refuse_infinite_settings(name, value):
     with pytest.raises(ValueError, match=rf'{name} must be'):
         GDKDLoss(**{name: value})
 
 
-@pytest.mark.parametrize('loss', [GDKDLoss(topk=2), GDKDLoss(topk=2, fused=False), DKDLoss(),
-                                  DKDLoss(fused=False), KDLoss(), CWDLoss()], ids=repr)
+@pytest.mark.parametrize(
+    'loss',
+    [GDKDLoss(topk=2), GDKDLoss(topk=2, fused=False), DKDLoss(), DKDLoss(fused=False), KDLoss(), CWDLoss()],
+    ids=repr,
+)
 def test_masked_teacher_classes_give_finite_values_and_gradients(loss):
     g = torch.Generator().manual_seed(0)
     zs = torch.randn(2, 6, 5, 7, generator=g).requires_grad_()
@@ -194,6 +211,7 @@ def test_an_empty_batch_gives_zero(loss):
 
 # -- 3. Cityscapes conversion --------------------------------------------------------------------------------
 
+
 def _polygons(label):
     return dict(imgHeight=32, imgWidth=64, objects=[dict(label=label, polygon=[[0, 0], [40, 0], [40, 20], [0, 20]])])
 
@@ -204,9 +222,18 @@ def test_conversion_names_every_bad_file_and_finishes(tmp_path):
     (city / 'aachen_000000_000019_gtFine_polygons.json').write_text(json.dumps(_polygons('road')))
     (city / 'aachen_000001_000019_gtFine_polygons.json').write_text(json.dumps(_polygons('dragon')))
     (city / 'aachen_000002_000019_gtFine_polygons.json').write_text('{"imgHeight": 32, "objects": [')
-    result = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'convert_cityscapes.py'),
-                             str(tmp_path / 'cityscapes'), '--nproc', '2'],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            osp.join(ROOT, 'tools', 'convert_cityscapes.py'),
+            str(tmp_path / 'cityscapes'),
+            '--nproc',
+            '2',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert '1 of 3 label maps written' in result.stdout
     assert "aachen_000001_000019_gtFine_polygons.json: Label 'dragon' not known" in result.stdout
@@ -216,6 +243,7 @@ def test_conversion_names_every_bad_file_and_finishes(tmp_path):
 
 
 # -- 4. emergency checkpoints and --resume -------------------------------------------------------------------
+
 
 @HOOKS.register_module()
 class _InterruptAt(Hook):
@@ -277,7 +305,7 @@ def test_resume_falls_back_from_a_truncated_checkpoint_and_warns_without_one(tmp
         gdkd_runner.train(config, resume=True)
     latest = tmp_path / 'work' / 'iter_4.pth'
     data = latest.read_bytes()
-    latest.write_bytes(data[:len(data) // 2])  # a write cut short
+    latest.write_bytes(data[: len(data) // 2])  # a write cut short
     with pytest.raises(CheckpointReadError, match=r'iter_4\.pth: it is truncated'):
         safe_torch_load(str(latest))
     cfg.train_cfg.max_iters = 6
@@ -290,14 +318,18 @@ def test_resume_falls_back_from_a_truncated_checkpoint_and_warns_without_one(tmp
 
 # -- 5. bad data ---------------------------------------------------------------------------------------------
 
+
 def test_an_empty_data_folder_stops_before_any_model_is_built(tmp_path, monkeypatch):
     root = tmp_path / 'data'
     for sub in ('img_dir/train', 'ann_dir/train', 'img_dir/val', 'ann_dir/val'):
         (root / sub).mkdir(parents=True)
     config = dump(runner_cfg(tmp_path / 'work', str(root), tiny_segmentor()), tmp_path / 'empty.py')
     monkeypatch.setattr(gdkd_runner, 'build_runner', lambda cfg: pytest.fail('models were built'))
-    with pytest.raises(DatasetNotFoundError, match=r'train_dataloader: the BaseSegDataset found no samples: no '
-                                                   r'images \*\.png under .*img_dir/train'):
+    with pytest.raises(
+        DatasetNotFoundError,
+        match=r'train_dataloader: the BaseSegDataset found no samples: no '
+        r'images \*\.png under .*img_dir/train',
+    ):
         gdkd_runner.train(config)
 
 
@@ -337,6 +369,7 @@ def test_test_refuses_out_of_range_labels(tmp_path, trained):
 
 # -- exact resume --------------------------------------------------------------------------------------------
 
+
 def _resume_config(tmp_path, root, teacher, work, kill_at=None):
     cfg = runner_cfg(work, root, distiller(teacher, dropout=0.3), max_iters=20)
     cfg.train_dataloader.dataset.pipeline.insert(2, dict(type='RandomFlip', prob=0.5))  # numpy's RNG
@@ -350,8 +383,14 @@ def _resume_config(tmp_path, root, teacher, work, kill_at=None):
 
 def _train(config, *extra):
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=osp.dirname(osp.abspath(__file__)))
-    return subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'train.py'), config, *extra], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'train.py'), config, *extra],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow

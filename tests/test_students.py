@@ -1,6 +1,7 @@
 """Students beyond ResNet against the DeepLabV3-R101 teacher: SegFormer MiT-B0 and DeepLabV3+ MobileNetV2 (logits
 at 1/4 against the teacher's 1/8) with GDKD, feature-only and block-wise KD across architectures (MiT stages
 recorded as the backbone's outputs), the recorder's errors, and class counts across data sets."""
+
 import os.path as osp
 
 import numpy as np
@@ -9,14 +10,14 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.structures import PixelData
-
-from gdkd_seg import runner
-from gdkd_seg.models import ModuleOutputRecorder, resolve_model_cfg
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from test_cityscapes_pipeline import write_cityscapes_tree
 from test_datasets import CONFIGS, merged, random_teacher, scalars, shrink, small_model
 from toy import tiny_segmentor
+
+from gdkd_seg import runner
+from gdkd_seg.models import ModuleOutputRecorder, resolve_model_cfg
 
 pytestmark = pytest.mark.usefixtures('single_thread')  # tiny images: a second thread only adds contention
 
@@ -65,6 +66,7 @@ def has_grad(param):
 
 
 # -- GDKD with SegFormer and DeepLabV3+ MobileNetV2 students ---------------------------------------------------
+
 
 @pytest.mark.parametrize('config', sorted(STUDENTS))
 def test_student_configs_match_the_teacher(config):
@@ -125,6 +127,7 @@ def test_stride4_student_trains_two_iterations(tmp_path, teacher_ckpt, config):
 
 # -- feature-only and block-wise KD from a ResNet teacher to a SegFormer student ------------------------------
 
+
 def test_feature_only_kd_reaches_the_segformer_backbone_through_its_outputs(tmp_path, teacher_ckpt):
     model = distiller(FKD, teacher_ckpt, tmp_path)
     inputs, samples = batch()
@@ -146,8 +149,7 @@ def test_blockwise_kd_stones_run_the_resnet_teacher_on_segformer_stages(tmp_path
     model = distiller(BLOCKWISE, teacher_ckpt, tmp_path)
     stones = model.components['stepping_stones']
     assert stones.student_records == ['backbone:0', 'backbone:1', 'backbone:2']
-    assert [(c.in_channels, c.out_channels) for c in stones.connectors.values()] == [(32, 256), (64, 512),
-                                                                                   (160, 1024)]
+    assert [(c.in_channels, c.out_channels) for c in stones.connectors.values()] == [(32, 256), (64, 512), (160, 1024)]
     inputs, samples = batch(size=(32, 64))
     with model.student_recorder.recording():  # the distiller's loss step, with its records kept
         model.student.loss(inputs, samples)
@@ -180,8 +182,10 @@ def test_recording_mit_stages_explains_what_to_name():
     with recorder.recording():
         feats = model.extract_feat(image)
     assert recorder['backbone:3'] is feats[3] and feats[3].shape[1] == 256
-    for name, error in (('backbone:4', r"'backbone:4'.*outputs 4 elements.*0\.\.3"),
-                        ('decode_head.conv_seg:0', r'outputs a single Tensor.*without the index')):
+    for name, error in (
+        ('backbone:4', r"'backbone:4'.*outputs 4 elements.*0\.\.3"),
+        ('decode_head.conv_seg:0', r'outputs a single Tensor.*without the index'),
+    ):
         recorder = ModuleOutputRecorder(model, [name])
         with recorder.recording(), pytest.raises(RuntimeError, match=error):
             model.decode_head(model.extract_feat(image))
@@ -191,23 +195,35 @@ def test_recording_mit_stages_explains_what_to_name():
 def test_stepping_stones_need_teacher_stages_that_are_modules(tmp_path):
     teacher = MODELS.build(tiny_segmentor(3, width=16, aux=True))
     torch.save({'state_dict': teacher.state_dict()}, tmp_path / 'teacher.pth')
-    cfg = dict(type='SegDistiller', student=segformer(), teacher=tiny_segmentor(3, width=16, aux=True),
-               teacher_checkpoint=str(tmp_path / 'teacher.pth'),
-               components=dict(stepping_stones=dict(type='SteppingStones', stones=[2],
-                                                    teacher_stages=[f'backbone:{i}' for i in range(4)])),
-               distill_losses=dict(blockwise=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg',
-                                                  extra_inputs=dict(stones='stepping_stones'),
-                                                  loss=dict(type='BlockwiseKDLoss'))))
+    cfg = dict(
+        type='SegDistiller',
+        student=segformer(),
+        teacher=tiny_segmentor(3, width=16, aux=True),
+        teacher_checkpoint=str(tmp_path / 'teacher.pth'),
+        components=dict(
+            stepping_stones=dict(type='SteppingStones', stones=[2], teacher_stages=[f'backbone:{i}' for i in range(4)])
+        ),
+        distill_losses=dict(
+            blockwise=dict(
+                student='decode_head.conv_seg',
+                teacher='decode_head.conv_seg',
+                extra_inputs=dict(stones='stepping_stones'),
+                loss=dict(type='BlockwiseKDLoss'),
+            )
+        ),
+    )
     with pytest.raises(ValueError, match=r'teacher_stages \[.*backbone:0.*\] name outputs, not modules'):
         MODELS.build(cfg)
     cfg['components']['stepping_stones'] = dict(type='SteppingStones', stones=[2])
     model = MODELS.build(cfg)  # a tiny ResNet teacher: the student's MiT channels are probed
-    assert [(c.in_channels, c.out_channels) for c in model.components['stepping_stones'].connectors.values()] == \
-        [(64, 32)]
+    assert [(c.in_channels, c.out_channels) for c in model.components['stepping_stones'].connectors.values()] == [
+        (64, 32)
+    ]
     assert model.student.training and all(m.training for m in model.student.modules())  # the probe left it as it was
 
 
 # -- class counts ----------------------------------------------------------------------------------------------
+
 
 def test_ade20k_student_with_a_cityscapes_teacher_is_refused():
     cfg = Config.fromfile(osp.join(CONFIGS, 'ade20k/gdkd_deeplabv3_r101_r18_ade20k.py'))
@@ -218,8 +234,12 @@ def test_ade20k_student_with_a_cityscapes_teacher_is_refused():
 
 def test_ade20k_student_on_cityscapes_data_is_refused():
     from gdkd_seg.checks import check_model_fits_data
+
     student = MODELS.build(resolve_model_cfg('mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py'))
     cityscapes = Config.fromfile(SEGFORMER)
-    with pytest.raises(ValueError, match=r'train_dataloader: CityscapesDataset has 19 classes but the model predicts '
-                                         r'150(.|\n)*num_classes=19'):
+    with pytest.raises(
+        ValueError,
+        match=r'train_dataloader: CityscapesDataset has 19 classes but the model predicts '
+        r'150(.|\n)*num_classes=19',
+    ):
         check_model_fits_data(cityscapes, student)

@@ -1,22 +1,21 @@
 """Offline teacher logits: the cache build, its keys and errors, the transforms that carry the logits through
 the augmentation, and training from the cache."""
+
 import json
 import os
 import os.path as osp
 
 import numpy as np
 import pytest
-from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
-from PIL import Image
-
 from mmseg.registry import MODELS
+from PIL import Image
+from toy import runner_cfg, save_random_segmentor, tiny_segmentor, write_seg_folder
 
 from gdkd_seg import runner as gdkd_runner
 from gdkd_seg.datasets.teacher_logits import cache_file
 from gdkd_seg.models.teacher import FrozenTeacher
 from gdkd_seg.teacher_cache import TeacherCacheError, build_teacher_cache, read_manifest
-from toy import runner_cfg, save_random_segmentor, tiny_segmentor, write_seg_folder
 
 LOGITS = 'decode_head.conv_seg'
 
@@ -28,12 +27,21 @@ def setup(tmp_path):
     teacher = save_random_segmentor(tmp_path / 'teacher.pth')
 
     def config(name='gdkd', cache=None, pipeline=None, max_iters=2, losses=None, checkpoint=teacher):
-        model = dict(type='SegDistiller', student=tiny_segmentor(3, width=8, aux=True),
-                     teacher=tiny_segmentor(3, width=16, aux=True), teacher_checkpoint=str(checkpoint),
-                     distill_losses=losses or dict(
-                         decode=dict(student=LOGITS, teacher=LOGITS, loss=dict(type='GDKDLoss', topk=1)),
-                         aux=dict(student='auxiliary_head.conv_seg', teacher='auxiliary_head.conv_seg',
-                                  loss=dict(type='GDKDLoss', topk=1, loss_weight=0.4))))
+        model = dict(
+            type='SegDistiller',
+            student=tiny_segmentor(3, width=8, aux=True),
+            teacher=tiny_segmentor(3, width=16, aux=True),
+            teacher_checkpoint=str(checkpoint),
+            distill_losses=losses
+            or dict(
+                decode=dict(student=LOGITS, teacher=LOGITS, loss=dict(type='GDKDLoss', topk=1)),
+                aux=dict(
+                    student='auxiliary_head.conv_seg',
+                    teacher='auxiliary_head.conv_seg',
+                    loss=dict(type='GDKDLoss', topk=1, loss_weight=0.4),
+                ),
+            ),
+        )
         if cache:
             model['teacher_cache'] = str(cache)
         cfg = runner_cfg(tmp_path / f'work_{name}', root, model, max_iters=max_iters)
@@ -56,8 +64,10 @@ def test_cache_build_stores_fp16_logits_for_every_image_and_a_keyed_manifest(tmp
     assert manifest['complete'] and manifest['num_images'] == 5 and manifest['stride'] == 8
     assert manifest['outputs'] == {LOGITS: 3, 'auxiliary_head.conv_seg': 3}
     assert len(manifest['teacher']['checkpoint_sha256']) == 64
-    files = [cache_file(out, osp.join(root, 'img_dir', 'train', f'{i:03d}.png'), osp.join(root, 'img_dir', 'train'))
-             for i in range(5)]
+    files = [
+        cache_file(out, osp.join(root, 'img_dir', 'train', f'{i:03d}.png'), osp.join(root, 'img_dir', 'train'))
+        for i in range(5)
+    ]
     with np.load(files[0]) as cached:
         assert cached[LOGITS].dtype == np.float16 and cached[LOGITS].shape == (3, 8, 8)
         assert tuple(cached['base_shape']) == (64, 64)
@@ -71,8 +81,12 @@ def test_without_augmentation_the_cached_logits_are_the_live_ones(tmp_path, setu
     cfg = gdkd_runner.load_config(path)
     gdkd_runner.use_teacher_cache(cfg, path)
     dataset_cfg = cfg.train_dataloader.dataset
-    assert [t['type'] for t in dataset_cfg.pipeline] == ['LoadImageFromFile', 'LoadTeacherLogits', 'LoadAnnotations',
-                                                         'PackSegInputsWithTeacherLogits']
+    assert [t['type'] for t in dataset_cfg.pipeline] == [
+        'LoadImageFromFile',
+        'LoadTeacherLogits',
+        'LoadAnnotations',
+        'PackSegInputsWithTeacherLogits',
+    ]
     model = MODELS.build(cfg.model)
     model.init_weights()
     assert model.teacher.model is None  # no teacher network is built
@@ -80,6 +94,7 @@ def test_without_augmentation_the_cached_logits_are_the_live_ones(tmp_path, setu
     live.record([LOGITS, 'auxiliary_head.conv_seg'])
     live.load()
     from mmseg.registry import DATASETS
+
     dataset = DATASETS.build(dataset_cfg)
     batch = model.data_preprocessor(pseudo_collate([dataset[i] for i in range(4)]), True)
     cached = model.teacher.outputs(batch['data_samples'], batch['inputs'].shape[-2:])
@@ -96,11 +111,16 @@ def test_training_from_the_cache_never_builds_the_teacher(tmp_path, setup):
     build_teacher_cache(path)
     trained = gdkd_runner.train(path)
     assert trained.model.teacher.model is None
-    scalars = [json.loads(line) for line in open(next(iter(
-        __import__('glob').glob(str(tmp_path / 'work_gdkd' / '*' / 'vis_data' / 'scalars.json')))))]
+    scalars = [
+        json.loads(line)
+        for line in open(
+            next(iter(__import__('glob').glob(str(tmp_path / 'work_gdkd' / '*' / 'vis_data' / 'scalars.json'))))
+        )
+    ]
     logged = [s for s in scalars if 'distill.decode.loss_gdkd' in s]
-    assert logged and all(np.isfinite(s['distill.decode.loss_gdkd']) and s['distill.decode.loss_gdkd'] > 0
-                          for s in logged)
+    assert logged and all(
+        np.isfinite(s['distill.decode.loss_gdkd']) and s['distill.decode.loss_gdkd'] > 0 for s in logged
+    )
 
 
 def test_missing_incomplete_and_stale_caches_are_clear_errors(tmp_path, setup):
@@ -125,20 +145,32 @@ def test_missing_incomplete_and_stale_caches_are_clear_errors(tmp_path, setup):
 
 def test_the_cache_refuses_feature_losses_other_scales_and_unknown_transforms(tmp_path, setup):
     root, _, config = setup
-    features = dict(layer4=dict(student='backbone.layer4', teacher='backbone.layer4',
-                                connector=dict(type='FeatureProjector', in_channels=64, out_channels=128),
-                                loss=dict(type='FeatureKDLoss')))
+    features = dict(
+        layer4=dict(
+            student='backbone.layer4',
+            teacher='backbone.layer4',
+            connector=dict(type='FeatureProjector', in_channels=64, out_channels=128),
+            loss=dict(type='FeatureKDLoss'),
+        )
+    )
     with pytest.raises(TeacherCacheError, match=r"teacher features \['backbone\.layer4'\]: feature-level methods"):
         build_teacher_cache(config('features', losses=features))
     path = config(cache=tmp_path / 'cache')
     build_teacher_cache(path)
-    resized = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
-               dict(type='RandomResize', scale=(96, 96), ratio_range=(0.5, 2.0), keep_ratio=True),
-               dict(type='PackSegInputs')]
+    resized = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations'),
+        dict(type='RandomResize', scale=(96, 96), ratio_range=(0.5, 2.0), keep_ratio=True),
+        dict(type='PackSegInputs'),
+    ]
     with pytest.raises(TeacherCacheError, match=r'base scale None, the train pipeline resizes around \(96, 96\)'):
         gdkd_runner.train(config('resized', cache=tmp_path / 'cache', pipeline=resized))
-    rotated = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'), dict(type='RandomRotate', prob=1.0,
-                                                                                  degree=20), dict(type='PackSegInputs')]
+    rotated = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations'),
+        dict(type='RandomRotate', prob=1.0, degree=20),
+        dict(type='PackSegInputs'),
+    ]
     with pytest.raises(TeacherCacheError, match=r"not \['RandomRotate'\]"):
         gdkd_runner.train(config('rotated', cache=tmp_path / 'cache', pipeline=rotated))
 
@@ -187,19 +219,34 @@ def test_cached_logits_land_where_the_images_pixels_land(tmp_path):
     path = cache_file(str(tmp_path / 'cache'), str(tmp_path / 'img' / 'a.png'), str(tmp_path / 'img'))
     os.makedirs(osp.dirname(path))
     np.savez(path, logits=np.stack([xs, ys]).astype(np.float16), base_shape=np.array([128, 256]))
-    pipeline = Compose([
-        dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
-        dict(type='LoadTeacherLogits', cache_dir=str(tmp_path / 'cache'), img_dir=str(tmp_path / 'img'),
-             outputs=['logits'], stride=8),
-        dict(type='RandomResizeWithTeacherLogits', scale=(256, 128), ratio_range=(0.5, 2.0), keep_ratio=True),
-        dict(type='RandomCropWithTeacherLogits', crop_size=(64, 96)),
-        dict(type='RandomFlipWithTeacherLogits', prob=0.7, direction=['horizontal', 'vertical']),
-        dict(type='PackSegInputsWithTeacherLogits')])
+    pipeline = Compose(
+        [
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadAnnotations'),
+            dict(
+                type='LoadTeacherLogits',
+                cache_dir=str(tmp_path / 'cache'),
+                img_dir=str(tmp_path / 'img'),
+                outputs=['logits'],
+                stride=8,
+            ),
+            dict(type='RandomResizeWithTeacherLogits', scale=(256, 128), ratio_range=(0.5, 2.0), keep_ratio=True),
+            dict(type='RandomCropWithTeacherLogits', crop_size=(64, 96)),
+            dict(type='RandomFlipWithTeacherLogits', prob=0.7, direction=['horizontal', 'vertical']),
+            dict(type='PackSegInputsWithTeacherLogits'),
+        ]
+    )
     checked, flips = 0, set()
     for seed in range(40):
         np.random.seed(seed)
-        out = pipeline(dict(img_path=str(tmp_path / 'img' / 'a.png'), seg_map_path=str(tmp_path / 'ann' / 'a.png'),
-                            reduce_zero_label=False, seg_fields=[]))
+        out = pipeline(
+            dict(
+                img_path=str(tmp_path / 'img' / 'a.png'),
+                seg_map_path=str(tmp_path / 'ann' / 'a.png'),
+                reduce_zero_label=False,
+                seg_fields=[],
+            )
+        )
         sample = out['data_samples']
         flips.add(sample.flip_direction if sample.flip else None)
         image = out['inputs'].numpy().astype(float)  # (3, h, w) in BGR: channel 2 = x, channel 1 = y
@@ -219,6 +266,7 @@ def test_cached_logits_land_where_the_images_pixels_land(tmp_path):
 
 def test_val_timeline_hook_records_training_time_and_metrics(tmp_path):
     from mmengine.runner import Runner
+
     root = write_seg_folder(str(tmp_path / 'data'), n_train=2, n_val=1)
     cfg = runner_cfg(tmp_path / 'work', root, tiny_segmentor(), max_iters=3)
     cfg.train_cfg.val_interval = 1
@@ -231,8 +279,8 @@ def test_val_timeline_hook_records_training_time_and_metrics(tmp_path):
 
 
 def test_matched_wall_clock_gives_the_student_the_distillers_time(tmp_path):
-    from gdkd_seg.demo import Demo, FULL, demo_methods
-    from gdkd_seg.demo import wallclock
+    from gdkd_seg.demo import FULL, Demo, demo_methods, wallclock
+
     methods = demo_methods()
     demo = Demo(str(tmp_path), str(tmp_path / 'data'), FULL._replace(seeds=(0, 1)), methods[:1], all_methods=methods)
     seconds_per_iter = dict(student=0.05, GDKD=0.1, **{'GDKD-cached': 0.06})
@@ -242,20 +290,33 @@ def test_matched_wall_clock_gives_the_student_the_distillers_time(tmp_path):
         iters = options['train_cfg.max_iters']
         calls.append((method.key, iters, options['train_cfg.val_interval']))
         t = seconds_per_iter[method.key]
-        return dict(method=method.key, seed=seed, timeline=[dict(iter=i, train_seconds=i * t, mIoU=i / 100 + seed)
-                                                            for i in range(100, iters + 1, 100)] +
-                    [dict(iter=iters, train_seconds=iters * t, mIoU=iters / 100 + seed)])
+        return dict(
+            method=method.key,
+            seed=seed,
+            timeline=[dict(iter=i, train_seconds=i * t, mIoU=i / 100 + seed) for i in range(100, iters + 1, 100)]
+            + [dict(iter=iters, train_seconds=iters * t, mIoU=iters / 100 + seed)],
+        )
 
     demo.timed_run = timed_run
     demo.teacher_cache = lambda teacher, data_meta: (str(tmp_path / 'cache'), 12.0)
     result = wallclock.run_matched_wall_clock(demo, dict(checkpoint='t.pth'), {})
-    assert sorted({(k, i) for k, i, _ in calls}) == [('GDKD', 600), ('GDKD-cached', 600), ('student', 600),
-                                                     ('student', 720), ('student', 1200)]
+    assert sorted({(k, i) for k, i, _ in calls}) == [
+        ('GDKD', 600),
+        ('GDKD-cached', 600),
+        ('student', 600),
+        ('student', 720),
+        ('student', 1200),
+    ]
     assert {v for _, _, v in calls} == {wallclock.VAL_EVERY}
     labels = [row['label'] for row in result['summary']]
-    assert labels[-2:] == ['student alone, 1200 it (the time of GDKD, live teacher)',
-                           'student alone, 720 it (the time of GDKD, cached teacher)']
+    assert labels[-2:] == [
+        'student alone, 1200 it (the time of GDKD, live teacher)',
+        'student alone, 720 it (the time of GDKD, cached teacher)',
+    ]
     assert (tmp_path / 'wall_clock.png').stat().st_size > 0
     table = (tmp_path / 'wall_clock.md').read_text()
-    assert '| student alone, 1200 it (the time of GDKD, live teacher) | 1200 | 12.50 ± 0.71 | 12.00 / 13.00 | 1m00s |' \
-        in table and '12s for the 8,000 train scenes' in table
+    assert (
+        '| student alone, 1200 it (the time of GDKD, live teacher) | 1200 | 12.50 ± 0.71 | 12.00 / 13.00 | 1m00s |'
+        in table
+        and '12s for the 8,000 train scenes' in table
+    )

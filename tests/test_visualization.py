@@ -1,4 +1,5 @@
 """Partition pictures: map values on crafted logits, the PNG, the tool and the training hook."""
+
 import glob
 import math
 import os.path as osp
@@ -10,21 +11,25 @@ import torch
 from mmengine.runner import Runner
 from mmseg.registry import MODELS
 from PIL import Image
+from toy import runner_cfg, save_random_segmentor, tiny_segmentor, write_seg_folder
 
 import gdkd_seg  # noqa: F401
 from gdkd_seg.losses import GDKDLoss
-from gdkd_seg.visualization import (draw_partitions, figure_layout, gdkd_settings, partition_figure, partition_maps,
-                                    visualize_partitions)
+from gdkd_seg.visualization import (
+    draw_partitions,
+    figure_layout,
+    gdkd_settings,
+    partition_figure,
+    partition_maps,
+    visualize_partitions,
+)
 from gdkd_seg.visualization.partitions import DIFFERS_RGB
-from toy import runner_cfg, save_random_segmentor, tiny_segmentor, write_seg_folder
-
 
 # One image of 2x2 pixels, 4 classes, no ties. With k=2 the teacher's top groups are
 # (0,0): {0,1}, top-1 0   (0,1): {2,3}, top-1 2   (1,0): {0,3}, top-1 0   (1,1): {1,2}, top-1 1
-TEACHER = torch.tensor([[[4., 1.], [5., 0.]],
-                        [[3., 2.], [1., 3.]],
-                        [[2., 6.], [2., 2.5]],
-                        [[1., 3.], [3., 1.]]])
+TEACHER = torch.tensor(
+    [[[4.0, 1.0], [5.0, 0.0]], [[3.0, 2.0], [1.0, 3.0]], [[2.0, 6.0], [2.0, 2.5]], [[1.0, 3.0], [3.0, 1.0]]]
+)
 GT = torch.tensor([[1, 0], [0, 255]])  # in top-2 not top-1 | outside top-2 | top-1 | ignored
 SETTINGS = dict(topk=2, w0=1.0, w1=1.0, w2=2.0, temperature=1.0, ignore_index=255)
 
@@ -71,7 +76,8 @@ def test_loss_maps_are_the_loss_per_pixel():
                 assert maps[name][y, x].item() == pytest.approx(terms[name].item(), rel=1e-5, abs=1e-7)
     # the mean over labelled pixels is the training loss on the whole map
     assert maps['loss'][maps['valid']].mean().item() == pytest.approx(
-        loss(student[None], TEACHER[None], GT[None]).item(), rel=1e-5)
+        loss(student[None], TEACHER[None], GT[None]).item(), rel=1e-5
+    )
     # the high-level term by hand at pixel (0, 0): top group {0, 1}
     pt, ps = _softmax(TEACHER[:, 0, 0].tolist()), _softmax(student[:, 0, 0].tolist())
     bt, bs = pt[0] + pt[1], ps[0] + ps[1]
@@ -119,8 +125,10 @@ def test_bad_inputs_name_the_problem():
 def test_settings_follow_the_distillers_gdkd_loss():
     class Fake:
         distill_losses = {'decode': GDKDLoss(topk=5, w2=8.0, temperature=2.0, ignore_index=0)}
-    assert gdkd_settings(Fake()) == dict(topk=5, w0=1.0, w1=1.0, w2=8.0, temperature=2.0, ignore_index=0,
-                                         teacher_scaling=None)
+
+    assert gdkd_settings(Fake()) == dict(
+        topk=5, w0=1.0, w1=1.0, w2=8.0, temperature=2.0, ignore_index=0, teacher_scaling=None
+    )
     assert gdkd_settings(Fake(), topk=2)['topk'] == 2
     assert gdkd_settings(None)['topk'] == GDKDLoss().topk
     with pytest.raises(ValueError, match='topk'):
@@ -133,9 +141,15 @@ def test_png_is_written_with_the_layout_size(tmp_path):
     image = np.kron(image, np.ones((24, 32, 1), np.uint8))  # 48x64 image, maps are 2x2
     torch.manual_seed(0)
     full = partition_maps(TEACHER, gt=GT, student_logits=torch.randn(4, 2, 2), **SETTINGS)
-    picture = draw_partitions(image, full, 2, ['road', 'car', 'sky', 'tree'], [[128, 64, 128], [0, 0, 142],
-                                                                                [70, 130, 180], [107, 142, 35]],
-                              title='crafted', panel_width=300)
+    picture = draw_partitions(
+        image,
+        full,
+        2,
+        ['road', 'car', 'sky', 'tree'],
+        [[128, 64, 128], [0, 0, 142], [70, 130, 180], [107, 142, 35]],
+        title='crafted',
+        panel_width=300,
+    )
     path = tmp_path / 'full.png'
     mmcv.imwrite(mmcv.rgb2bgr(picture), str(path))
     with Image.open(path) as png:
@@ -173,10 +187,19 @@ def test_panel_titles_stay_inside_the_figure_and_apart(panel_width):
 # end to end: the tool and the hook on tiny models
 # ----------------------------------------------------------------------------
 def _distiller(teacher_ckpt):
-    return dict(type='SegDistiller', student=tiny_segmentor(3, width=8), teacher=tiny_segmentor(3, width=16),
-                teacher_checkpoint=str(teacher_ckpt),
-                distill_losses=dict(decode=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg',
-                                                loss=dict(type='GDKDLoss', topk=2, w0=1.0, w1=1.0, w2=2.0))))
+    return dict(
+        type='SegDistiller',
+        student=tiny_segmentor(3, width=8),
+        teacher=tiny_segmentor(3, width=16),
+        teacher_checkpoint=str(teacher_ckpt),
+        distill_losses=dict(
+            decode=dict(
+                student='decode_head.conv_seg',
+                teacher='decode_head.conv_seg',
+                loss=dict(type='GDKDLoss', topk=2, w0=1.0, w1=1.0, w2=2.0),
+            )
+        ),
+    )
 
 
 @pytest.fixture
@@ -194,9 +217,14 @@ def test_tool_writes_one_png_per_image(tmp_path, toy):
     model = MODELS.build(cfg.model)
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, tmp_path / 'distiller.pth')
 
-    written = visualize_partitions(str(tmp_path / 'distiller.py'), str(tmp_path / 'distiller.pth'),
-                                   osp.join(root, 'img_dir', 'val'), str(tmp_path / 'out'),
-                                   ann=osp.join(root, 'ann_dir', 'val'), panel_width=200)
+    written = visualize_partitions(
+        str(tmp_path / 'distiller.py'),
+        str(tmp_path / 'distiller.pth'),
+        osp.join(root, 'img_dir', 'val'),
+        str(tmp_path / 'out'),
+        ann=osp.join(root, 'ann_dir', 'val'),
+        panel_width=200,
+    )
     assert [osp.basename(p) for p in written] == ['000_partitions.png', '001_partitions.png']
     for path in written:
         with Image.open(path) as png:
@@ -205,26 +233,45 @@ def test_tool_writes_one_png_per_image(tmp_path, toy):
     # a plain MMSeg config and checkpoint: the teacher-side panels (image, GT, top-1, b_A, entropy, 2 flags)
     plain = runner_cfg(tmp_path / 'work', root, tiny_segmentor(3, width=16))
     plain.dump(tmp_path / 'plain.py')
-    written = visualize_partitions(str(tmp_path / 'plain.py'), str(teacher_ckpt),
-                                   osp.join(root, 'img_dir', 'val', '001.png'), str(tmp_path / 'plain'),
-                                   ann=osp.join(root, 'ann_dir', 'val', '001.png'), topk=1, panel_width=200)
+    written = visualize_partitions(
+        str(tmp_path / 'plain.py'),
+        str(teacher_ckpt),
+        osp.join(root, 'img_dir', 'val', '001.png'),
+        str(tmp_path / 'plain'),
+        ann=osp.join(root, 'ann_dir', 'val', '001.png'),
+        topk=1,
+        panel_width=200,
+    )
     with Image.open(written[0]) as png:
         assert png.size == figure_layout(7, 48 / 64, 200)[2:]
 
     # an exported (plain) student checkpoint with the distiller config; no annotation: no GT panels
     torch.save({'state_dict': model.student.state_dict()}, tmp_path / 'student.pth')
-    written = visualize_partitions(str(tmp_path / 'distiller.py'), str(tmp_path / 'student.pth'),
-                                   osp.join(root, 'img_dir', 'val', '000.png'), str(tmp_path / 'student'),
-                                   panel_width=200)
+    written = visualize_partitions(
+        str(tmp_path / 'distiller.py'),
+        str(tmp_path / 'student.pth'),
+        osp.join(root, 'img_dir', 'val', '000.png'),
+        str(tmp_path / 'student'),
+        panel_width=200,
+    )
     with Image.open(written[0]) as png:  # image, top-1, b_A, entropy, loss and its 3 terms
         assert png.size == figure_layout(8, 48 / 64, 200)[2:]
 
     with pytest.raises(RuntimeError, match=r'distiller\.pth does not fit the model of .*plain\.py'):
-        visualize_partitions(str(tmp_path / 'plain.py'), str(tmp_path / 'distiller.pth'),
-                             osp.join(root, 'img_dir', 'val'), str(tmp_path / 'x'))
+        visualize_partitions(
+            str(tmp_path / 'plain.py'),
+            str(tmp_path / 'distiller.pth'),
+            osp.join(root, 'img_dir', 'val'),
+            str(tmp_path / 'x'),
+        )
     with pytest.raises(FileNotFoundError, match=r'no annotation for .*000\.png'):
-        visualize_partitions(str(tmp_path / 'plain.py'), str(teacher_ckpt), osp.join(root, 'img_dir', 'val'),
-                             str(tmp_path / 'x'), ann=str(tmp_path))
+        visualize_partitions(
+            str(tmp_path / 'plain.py'),
+            str(teacher_ckpt),
+            osp.join(root, 'img_dir', 'val'),
+            str(tmp_path / 'x'),
+            ann=str(tmp_path),
+        )
 
 
 @pytest.mark.slow
@@ -232,8 +279,9 @@ def test_hook_writes_pictures_during_training(tmp_path, toy):
     root, teacher_ckpt = toy
     cfg = runner_cfg(tmp_path / 'work', root, _distiller(teacher_ckpt), max_iters=2)
     cfg['custom_hooks'] = [dict(type='PartitionVisualizationHook', interval=1, num_images=1, panel_width=200)]
-    cfg['visualizer'] = dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend'),
-                                                              dict(type='TensorboardVisBackend')])
+    cfg['visualizer'] = dict(
+        type='Visualizer', vis_backends=[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
+    )
     Runner.from_cfg(cfg).train()
     vis_data = glob.glob(str(tmp_path / 'work' / '*' / 'vis_data'))[0]
     files = sorted(osp.basename(p) for p in glob.glob(osp.join(vis_data, 'vis_image', '*.png')))

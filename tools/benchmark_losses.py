@@ -25,6 +25,7 @@ Example::
     python tools/benchmark_losses.py --shapes 16,19,64,128 --losses gdkd --repeats 9
     python tools/benchmark_losses.py --device cuda          # on a GPU (memory from CUDA's allocator)
 """
+
 import argparse
 import json
 import os
@@ -126,8 +127,13 @@ def measure_memory(shape, loss_name, skip, device='cpu'):
     for name in candidates(loss_name, *make_inputs(shape)):
         if name in skip:
             continue
-        out = subprocess.run([sys.executable, __file__, '--memory-child', ','.join(map(str, shape)),
-                              loss_name, name], env=env, check=True, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, __file__, '--memory-child', ','.join(map(str, shape)), loss_name, name],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         result[name] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
@@ -194,8 +200,7 @@ def bench_shape(shape, losses, repeats, warmup, skip, device='cpu'):
     rows = []
     for loss_name in losses:
         ours, ref = check_same_loss(loss_name, zs, zt, gt)
-        print(f'[{loss_name} {list(shape)}] loss: library {ours:.6f}, unfused reference {ref:.6f}',
-              flush=True)
+        print(f'[{loss_name} {list(shape)}] loss: library {ours:.6f}, unfused reference {ref:.6f}', flush=True)
         cands = {k: v for k, v in candidates(loss_name, zs, zt, gt).items() if k not in skip}
         for name, fn in cands.items():
             start = time.perf_counter()
@@ -210,18 +215,31 @@ def bench_shape(shape, losses, repeats, warmup, skip, device='cpu'):
                 fn()
                 sync(device)
                 times[name].append(time.perf_counter() - start)
-            print(f'  repeat {r + 1}/{repeats}: ' + ', '.join(
-                f'{name} {1e3 * t[-1]:.0f}' for name, t in times.items()) + ' ms', flush=True)
+            print(
+                f'  repeat {r + 1}/{repeats}: '
+                + ', '.join(f'{name} {1e3 * t[-1]:.0f}' for name, t in times.items())
+                + ' ms',
+                flush=True,
+            )
         memory = measure_memory(shape, loss_name, skip, device)
         for name in cands:
-            rows.append(dict(shape=shape, loss=loss_name, name=name,
-                             ms=1e3 * statistics.median(times[name]), mb=memory[name] / 2**20))
+            rows.append(
+                dict(
+                    shape=shape,
+                    loss=loss_name,
+                    name=name,
+                    ms=1e3 * statistics.median(times[name]),
+                    mb=memory[name] / 2**20,
+                )
+            )
     return rows
 
 
 def print_table(rows):
-    header = ('| shape | loss | candidate | median ms | unfused / this | this / log_softmax | '
-              'this / bandwidth | peak extra MiB | this / unfused memory |')
+    header = (
+        '| shape | loss | candidate | median ms | unfused / this | this / log_softmax | '
+        'this / bandwidth | peak extra MiB | this / unfused memory |'
+    )
     print('\n' + header)
     print('|---|---|---|---:|---:|---:|---:|---:|---:|')
     for r in rows:
@@ -229,26 +247,30 @@ def print_table(rows):
 
         def ratio(a, b, key):
             return f'{a[key] / b[key]:.2f}' if b and b[key] > 0 else '-'
+
         unfused, lsm, bw = same.get('unfused'), same.get('log_softmax'), same.get('bandwidth')
         speedup = f'{unfused["ms"] / r["ms"]:.1f}x' if unfused else '-'
-        print(f'| {",".join(map(str, r["shape"]))} | {r["loss"]} | {r["name"]} | {r["ms"]:.1f} | {speedup} | '
-              f'{ratio(r, lsm, "ms")} | {ratio(r, bw, "ms")} | {r["mb"]:.1f} | {ratio(r, unfused, "mb")} |')
+        print(
+            f'| {",".join(map(str, r["shape"]))} | {r["loss"]} | {r["name"]} | {r["ms"]:.1f} | {speedup} | '
+            f'{ratio(r, lsm, "ms")} | {ratio(r, bw, "ms")} | {r["mb"]:.1f} | {ratio(r, unfused, "mb")} |'
+        )
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     # Cityscapes at full resolution and in small crops; ADE20K's 150 classes (batch 8 of 512x512 at 1/4)
-    parser.add_argument('--shapes', nargs='+', default=['2,19,512,1024', '16,19,64,128', '8,150,128,128'],
-                        help='logit shapes N,C,H,W')
+    parser.add_argument(
+        '--shapes', nargs='+', default=['2,19,512,1024', '16,19,64,128', '8,150,128,128'], help='logit shapes N,C,H,W'
+    )
     parser.add_argument('--losses', nargs='+', default=['gdkd', 'dkd'], choices=['gdkd', 'dkd'])
     parser.add_argument('--repeats', type=int, default=7)
     parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--skip', nargs='*', default=[],
-                        help='candidates to leave out, e.g. fused-eager plain')
+    parser.add_argument('--skip', nargs='*', default=[], help='candidates to leave out, e.g. fused-eager plain')
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
     parser.add_argument('--device', default='cpu', help='cpu or cuda (memory: CUDA allocator peaks)')
-    parser.add_argument('--memory-child', nargs=3, metavar=('SHAPE', 'LOSS', 'CANDIDATE'),
-                        help=argparse.SUPPRESS)  # internal: one memory measurement
+    parser.add_argument(
+        '--memory-child', nargs=3, metavar=('SHAPE', 'LOSS', 'CANDIDATE'), help=argparse.SUPPRESS
+    )  # internal: one memory measurement
     return parser.parse_args(argv)
 
 
@@ -259,13 +281,17 @@ def main(argv=None):
     if args.memory_child:
         shape, loss_name, name = args.memory_child
         return memory_child(tuple(int(x) for x in shape.split(',')), loss_name, name)
-    where = torch.cuda.get_device_name(args.device) if args.device.startswith('cuda') else \
-        f'{torch.get_num_threads()} threads'
+    where = (
+        torch.cuda.get_device_name(args.device)
+        if args.device.startswith('cuda')
+        else f'{torch.get_num_threads()} threads'
+    )
     print(f'torch {torch.__version__}, {where}, compile above {COMPILE_MIN_NUMEL} values', flush=True)
     rows = []
     for shape in args.shapes:
-        rows += bench_shape(tuple(int(x) for x in shape.split(',')), args.losses, args.repeats,
-                            args.warmup, set(args.skip), args.device)
+        rows += bench_shape(
+            tuple(int(x) for x in shape.split(',')), args.losses, args.repeats, args.warmup, set(args.skip), args.device
+        )
     print_table(rows)
 
 

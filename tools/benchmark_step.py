@@ -15,13 +15,15 @@ repeat):
                 with the batch (random ones here, float16 as the cache stores them), no teacher runs.
 
 Prints the median times, ``distiller / (student + teacher)`` (what distillation adds beyond running the
-two networks) and ``distiller-cached / student`` (what a cached teacher costs beyond the student's step). Memory: peak resident memory of one call above the memory before it, each candidate in
-a fresh child process (see ``gdkd_seg.utils.memory.peak_extra_bytes``).
+two networks) and ``distiller-cached / student`` (what a cached teacher costs beyond the student's step).
+Memory: peak resident memory of one call above the memory before it, each candidate in a fresh
+child process (see ``gdkd_seg.utils.memory.peak_extra_bytes``).
 
 Example::
 
     python tools/benchmark_step.py --batch 2 --crop 128 256 --repeats 7
 """
+
 import argparse
 import json
 import os
@@ -35,15 +37,16 @@ import torch
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
 
 import gdkd_seg  # noqa: F401  (registers the distiller and the losses)
 from gdkd_seg.runner import load_config
 from gdkd_seg.utils.memory import peak_extra_bytes
-from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 
-DEFAULT_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs',
-                          'gdkd_deeplabv3_r101_r18_cityscapes.py')
+DEFAULT_CONFIG = osp.join(
+    osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'gdkd_deeplabv3_r101_r18_cityscapes.py'
+)
 CANDIDATES = ('student', 'teacher', 'distiller', 'distiller-plain', 'distiller-cached')
 
 
@@ -74,9 +77,12 @@ def build(args):
         label[torch.rand(1, h, w, generator=g) < 0.1] = 255
         sample = SegDataSample(gt_sem_seg=PixelData(data=label))
         sample.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
-        sample.teacher_logits = PixelData(**{
-            name.replace('.', '__'): torch.randn(num_classes, -(-h // 8), -(-w // 8), generator=g).half()
-            for name in cached.teacher.names})
+        sample.teacher_logits = PixelData(
+            **{
+                name.replace('.', '__'): torch.randn(num_classes, -(-h // 8), -(-w // 8), generator=g).half()
+                for name in cached.teacher.names
+            }
+        )
         samples.append(sample)
     return model, cached, inputs, samples
 
@@ -119,8 +125,13 @@ def measure_memory(argv, names):
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536')
     result = {}
     for name in names:
-        out = subprocess.run([sys.executable, __file__, *argv, '--memory-child', name], env=env,
-                             check=True, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, __file__, *argv, '--memory-child', name],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         result[name] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
@@ -147,9 +158,12 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     if args.memory_child:
         return memory_child(args)
-    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads; {osp.basename(args.config)}, '
-          f'batch {args.batch} x 3 x {args.crop[0]} x {args.crop[1]}, teacher fp16={args.teacher_fp16} '
-          f'channels_last={args.teacher_channels_last}', flush=True)
+    print(
+        f'torch {torch.__version__}, {torch.get_num_threads()} threads; {osp.basename(args.config)}, '
+        f'batch {args.batch} x 3 x {args.crop[0]} x {args.crop[1]}, teacher fp16={args.teacher_fp16} '
+        f'channels_last={args.teacher_channels_last}',
+        flush=True,
+    )
     cands = candidates(*build(args))
     for name, fn in cands.items():
         start = time.perf_counter()
@@ -162,8 +176,12 @@ def main(argv=None):
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-        print(f'  repeat {r + 1}/{args.repeats}: ' + ', '.join(
-            f'{name} {1e3 * t[-1]:.0f}' for name, t in times.items()) + ' ms', flush=True)
+        print(
+            f'  repeat {r + 1}/{args.repeats}: '
+            + ', '.join(f'{name} {1e3 * t[-1]:.0f}' for name, t in times.items())
+            + ' ms',
+            flush=True,
+        )
     ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
     memory = {} if args.no_memory else measure_memory(argv, list(cands))
     both = ms['student'] + ms['teacher']
@@ -172,10 +190,14 @@ def main(argv=None):
     for name in cands:
         mib = f'{memory[name] / 2**20:.0f}' if name in memory else '-'
         print(f'| {name} | {ms[name]:.1f} | {ms[name] / both:.3f} | {mib} |')
-    print(f'| student + teacher | {both:.1f} | 1.000 | '
-          + (f'{(memory["student"] + memory["teacher"]) / 2**20:.0f} |' if memory else '- |'))
-    print(f'\ndistiller-cached / student: {ms["distiller-cached"] / ms["student"]:.3f} '
-          f'(live: distiller / student {ms["distiller"] / ms["student"]:.3f})')
+    print(
+        f'| student + teacher | {both:.1f} | 1.000 | '
+        + (f'{(memory["student"] + memory["teacher"]) / 2**20:.0f} |' if memory else '- |')
+    )
+    print(
+        f'\ndistiller-cached / student: {ms["distiller-cached"] / ms["student"]:.3f} '
+        f'(live: distiller / student {ms["distiller"] / ms["student"]:.3f})'
+    )
 
 
 if __name__ == '__main__':

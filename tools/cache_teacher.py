@@ -7,6 +7,7 @@ so that training with ``model.teacher_cache=DIR`` neither builds nor runs the te
 It prints the disk it needs before it starts, shows progress with an ETA, and continues where an interrupted
 run stopped. DIR defaults to the config's ``model.teacher_cache``, else work_dirs/teacher_cache/<config name>.
 """
+
 import argparse
 
 from mmengine.config import DictAction

@@ -8,6 +8,7 @@
    iterations with --amp;
 3. the same through ``torchrun --nproc_per_node=1`` with NCCL and SyncBN.
 """
+
 import argparse
 import glob
 import json
@@ -20,12 +21,12 @@ import sys
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
 
 from gdkd_seg import runner
 from gdkd_seg.datasets import prepare_digit_scenes
 from gdkd_seg.demo import TEACHER_CONFIG
 from gdkd_seg.losses import DKDLoss, GDKDLoss
-from mmseg.registry import MODELS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 GDKD_CONFIG = osp.join(REPO, 'configs', 'demo', 'gdkd_deeplabv3_fcn_digits.py')
@@ -40,8 +41,11 @@ def check_fused_on_cuda(failures):
     gt = gt.cuda()
     for loss_type, kwargs in ((GDKDLoss, dict(topk=3)), (DKDLoss, {})):
         reference = None
-        for mode, compile_flag, fused in (('plain', '1', False), ('fused eager', '0', True),
-                                          ('fused compiled', '1', True)):
+        for mode, compile_flag, fused in (
+            ('plain', '1', False),
+            ('fused eager', '0', True),
+            ('fused compiled', '1', True),
+        ):
             os.environ['GDKD_SEG_COMPILE'] = compile_flag
             student = zs.clone().requires_grad_()
             value = loss_type(fused=fused, **kwargs)(student, zt, gt)
@@ -53,8 +57,11 @@ def check_fused_on_cuda(failures):
             dv = (value.detach() - reference[0]).abs().item()
             dg = ((student.grad - reference[1]).abs().max() / reference[1].abs().max()).item()
             ok = dv <= 1e-5 * max(1.0, reference[0].abs().item()) and dg <= 1e-4
-            print(f'{loss_type.__name__} {mode} vs plain on CUDA: value diff {dv:.2e}, relative grad diff {dg:.2e}'
-                  f' {"ok" if ok else "MISMATCH"}', flush=True)
+            print(
+                f'{loss_type.__name__} {mode} vs plain on CUDA: value diff {dv:.2e}, relative grad diff {dg:.2e}'
+                f' {"ok" if ok else "MISMATCH"}',
+                flush=True,
+            )
             if not ok:
                 failures.append(f'{loss_type.__name__} {mode}')
     os.environ.pop('GDKD_SEG_COMPILE', None)
@@ -67,9 +74,16 @@ def tiny_run_options(work_dir):
     checkpoint = osp.join(work_dir, 'teacher.pth')
     torch.save({'state_dict': teacher.state_dict()}, checkpoint)
     options = {f'{split}_dataloader.dataset.data_root': data for split in ('train', 'val', 'test')}
-    options.update({'train_cfg.max_iters': 20, 'train_cfg.val_interval': 20, 'param_scheduler.0.end': 20,
-                    'default_hooks.checkpoint.interval': 20, 'default_hooks.logger.interval': 5,
-                    'model.teacher_checkpoint': checkpoint})
+    options.update(
+        {
+            'train_cfg.max_iters': 20,
+            'train_cfg.val_interval': 20,
+            'param_scheduler.0.end': 20,
+            'default_hooks.checkpoint.interval': 20,
+            'default_hooks.logger.interval': 5,
+            'model.teacher_checkpoint': checkpoint,
+        }
+    )
     return options
 
 
@@ -93,10 +107,26 @@ def check_torchrun_nccl_syncbn(options, work_dir, failures):
     run_dir = osp.join(work_dir, 'torchrun')
     syncbn = {f'model.student.{part}.norm_cfg.type': 'SyncBN' for part in ('backbone', 'decode_head')}
     argv = [f'{k}={v}' for k, v in dict(options, **syncbn, **{'env_cfg.dist_cfg.backend': 'nccl'}).items()]
-    result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=1',
-                             '--master_port=29531', osp.join(REPO, 'tools', 'train.py'), GDKD_CONFIG,
-                             '--launcher', 'pytorch', '--work-dir', run_dir, '--cfg-options', *argv],
-                            cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'torch.distributed.run',
+            '--nproc_per_node=1',
+            '--master_port=29531',
+            osp.join(REPO, 'tools', 'train.py'),
+            GDKD_CONFIG,
+            '--launcher',
+            'pytorch',
+            '--work-dir',
+            run_dir,
+            '--cfg-options',
+            *argv,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     ok = result.returncode == 0 and finite_losses(run_dir)
     print(f'torchrun --nproc_per_node=1, NCCL, SyncBN: {"ok" if ok else "FAILED"}', flush=True)
     if not ok:

@@ -7,6 +7,7 @@ Every file that cannot be converted (a corrupt JSON, a polygon with a label city
 know) is reported by name; the others are converted, and the run ends with a summary (exit status 1 when
 any file failed).
 """
+
 import argparse
 import contextlib
 import glob
@@ -39,8 +40,9 @@ def convert(cityscapes_path: str, gt_dir: str = 'gtFine', nproc: int = 1) -> dic
     root = osp.join(cityscapes_path, gt_dir)
     files = sorted(glob.glob(osp.join(root, '**', '*_polygons.json'), recursive=True))
     if not files:
-        raise FileNotFoundError(f'No *_polygons.json under {root}: unpack gtFine_trainvaltest.zip into '
-                                f'{cityscapes_path} first')
+        raise FileNotFoundError(
+            f'No *_polygons.json under {root}: unpack gtFine_trainvaltest.zip into {cityscapes_path} first'
+        )
     failed = {}
     progress = ProgressBar(len(files))
     with Pool(nproc) as pool:
@@ -62,8 +64,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     failed = convert(args.cityscapes_path, args.gt_dir, args.nproc)
     if failed:
-        print(f'{len(failed)} files could not be converted (listed above): fix or re-download them, then run '
-              'this again', file=sys.stderr)
+        print(
+            f'{len(failed)} files could not be converted (listed above): fix or re-download them, then run this again',
+            file=sys.stderr,
+        )
         sys.exit(1)
 
 

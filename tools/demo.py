@@ -15,6 +15,7 @@ shows a line per stage and MMEngine's progress lines (with ETA); full logs are i
 dir; runs with overrides go to ``<method>-<hash of the overrides>/seed<N>``). ``--wall-clock`` adds the
 comparison at matched wall-clock (gdkd_seg/demo/wallclock.py): ``wall_clock.md`` and ``wall_clock.png``.
 """
+
 import argparse
 import warnings
 
@@ -24,22 +25,39 @@ from gdkd_seg.demo import FULL, QUICK, Demo, demo_methods
 
 
 def parse_args(argv=None, methods=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--quick', action='store_true',
-                        help='a few iterations on fewer scenes, two seeds (a smoke test, about 2 minutes)')
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        '--quick',
+        action='store_true',
+        help='a few iterations on fewer scenes, two seeds (a smoke test, about 2 minutes)',
+    )
     parser.add_argument('--work-dir', default='work_dirs/demo', help='where runs and results.md go')
     parser.add_argument('--data-root', default='data/digit_scenes', help='where the digit scenes are written')
     parser.add_argument('--seeds', type=int, nargs='+', help='seeds of the student runs (default 0 1 2)')
-    parser.add_argument('--methods', nargs='+', choices=[m.key for m in methods],
-                        help='the methods to run (the student alone always runs); default: '
-                        + ' '.join(m.key for m in methods[1:] if m.default))
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={}, metavar='KEY=VALUE',
-                        help="overrides of every distilled method's config, in tools/train.py's syntax, e.g. "
-                        'model.distill_losses.decode.loss.topk=5 (the student alone keeps its config)')
-    parser.add_argument('--wall-clock', action='store_true',
-                        help='also compare at matched wall-clock: the student alone for as long as GDKD trains, '
-                        'with the live and with the cached teacher (about 17 minutes more)')
+    parser.add_argument(
+        '--methods',
+        nargs='+',
+        choices=[m.key for m in methods],
+        help='the methods to run (the student alone always runs); default: '
+        + ' '.join(m.key for m in methods[1:] if m.default),
+    )
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        metavar='KEY=VALUE',
+        help="overrides of every distilled method's config, in tools/train.py's syntax, e.g. "
+        'model.distill_losses.decode.loss.topk=5 (the student alone keeps its config)',
+    )
+    parser.add_argument(
+        '--wall-clock',
+        action='store_true',
+        help='also compare at matched wall-clock: the student alone for as long as GDKD trains, '
+        'with the live and with the cached teacher (about 17 minutes more)',
+    )
     parser.add_argument('--data-only', action='store_true', help='write the digit scenes and stop')
     parser.add_argument('--verbose', action='store_true', help='show the full MMEngine logs')
     return parser.parse_args(argv)
@@ -56,8 +74,9 @@ def main(argv=None):
     if args.seeds:
         schedule = schedule._replace(seeds=tuple(args.seeds))
     chosen = [m for m in methods if m is methods[0] or (m.key in args.methods if args.methods else m.default)]
-    demo = Demo(args.work_dir, args.data_root, schedule, chosen, args.verbose, args.cfg_options, args.wall_clock,
-                methods)
+    demo = Demo(
+        args.work_dir, args.data_root, schedule, chosen, args.verbose, args.cfg_options, args.wall_clock, methods
+    )
     if args.data_only:
         demo.prepare_data()
         return None

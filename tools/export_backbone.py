@@ -13,6 +13,7 @@ or ``backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='OUT.pth'))``. ``
 OUT.pth strictly into that config's segmentation backbone (``model.student`` for distillers) and fails
 naming every missing, unexpected or mis-shaped key.
 """
+
 import argparse
 
 from gdkd_seg.export import BACKBONE_PREFIXES, check_backbone_fits, export_backbone
@@ -22,10 +23,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('checkpoint', help='ClsDistiller or ImageClassifier checkpoint (e.g. epoch_100.pth)')
     parser.add_argument('out', help='output backbone checkpoint (.pth)')
-    parser.add_argument('--prefix', help=f'key prefix of the backbone (default: the first of {BACKBONE_PREFIXES} '
-                                         'present)')
-    parser.add_argument('--check-config', help='a segmentation (or SegDistiller) config whose backbone must load '
-                                               'the export with no missing or unexpected keys')
+    parser.add_argument(
+        '--prefix', help=f'key prefix of the backbone (default: the first of {BACKBONE_PREFIXES} present)'
+    )
+    parser.add_argument(
+        '--check-config',
+        help='a segmentation (or SegDistiller) config whose backbone must load '
+        'the export with no missing or unexpected keys',
+    )
     args = parser.parse_args(argv)
     out = export_backbone(args.checkpoint, args.out, args.prefix)
     print(f'backbone checkpoint: {out}')

@@ -6,6 +6,7 @@ Writes OUT.pth (the student's state_dict and meta) and OUT.py (a plain MMSeg con
 distiller config with ``model`` replaced by ``model.student``), so that
 ``mmseg.apis.init_model('OUT.py', 'OUT.pth')`` predicts exactly as the distiller does.
 """
+
 import argparse
 
 from gdkd_seg.export import export_student

@@ -11,6 +11,7 @@ separation S, information I, efficiency E and Q (gdkd_seg/analysis/knowledge_qua
 term), prints a table, writes ``quality.json`` and ``quality.png`` to the out dir and names the ``--top-k``
 layers with the highest Q: the teacher layers to pair with student layers in a feature-only KD config.
 """
+
 import argparse
 import json
 import os
@@ -23,14 +24,14 @@ from mmengine.dataset import pseudo_collate
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
+from mmseg.registry import DATASETS, MODELS
 
 import gdkd_seg  # noqa: F401
 from gdkd_seg.analysis import knowledge_quality, sample_labelled_positions
 from gdkd_seg.checks import check_data_roots
-from gdkd_seg.runner import load_config
 from gdkd_seg.models import FrozenTeacher, ModuleOutputRecorder, resolve_model_cfg
 from gdkd_seg.models.stepping_stones import backbone_stage_names
-from mmseg.registry import DATASETS, MODELS
+from gdkd_seg.runner import load_config
 
 DISTILLERS = ('SegDistiller',)
 
@@ -40,17 +41,26 @@ def parse_args(argv=None):
     parser.add_argument('config', help='distiller config (its teacher is ranked) or plain MMSeg config')
     parser.add_argument('checkpoint', help="the ranked model's checkpoint (e.g. the teacher's)")
     parser.add_argument('--layers', nargs='+', help='module names to rank (default: the backbone stages)')
-    parser.add_argument('--split', choices=['train', 'val', 'test'], default='train',
-                        help='dataloader whose dataset and pipeline give the images (default: train)')
+    parser.add_argument(
+        '--split',
+        choices=['train', 'val', 'test'],
+        default='train',
+        help='dataloader whose dataset and pipeline give the images (default: train)',
+    )
     parser.add_argument('--num-images', type=int, default=16, help='images to run (default 16)')
-    parser.add_argument('--per-class', type=int, default=100,
-                        help='labelled positions sampled per class and layer (default 100)')
+    parser.add_argument(
+        '--per-class', type=int, default=100, help='labelled positions sampled per class and layer (default 100)'
+    )
     parser.add_argument('--top-k', type=int, default=2, help='how many layers to suggest (default 2)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the image and position sampling')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
-                        help='where the model runs (default: cuda when available)')
-    parser.add_argument('--out-dir', help='where quality.json and quality.png go '
-                                          '(default work_dirs/rank_teacher_layers/<config name>)')
+    parser.add_argument(
+        '--device',
+        default='cuda' if torch.cuda.is_available() else 'cpu',
+        help='where the model runs (default: cuda when available)',
+    )
+    parser.add_argument(
+        '--out-dir', help='where quality.json and quality.png go (default work_dirs/rank_teacher_layers/<config name>)'
+    )
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of the config')
     args = parser.parse_args(argv)
     for name in ('num_images', 'per_class', 'top_k'):
@@ -64,8 +74,9 @@ def ranked_model_cfg(cfg) -> dict:
     return resolve_model_cfg(model.teacher) if model.get('type') in DISTILLERS else model
 
 
-def collect_features(model, dataset, layers: List[str], indices, per_class: int, ignore_index,
-                     generator) -> Dict[str, tuple]:
+def collect_features(
+    model, dataset, layers: List[str], indices, per_class: int, ignore_index, generator
+) -> Dict[str, tuple]:
     """Per layer: sampled ``(P, C)`` features, ``(P,)`` labels and labelled positions seen per image."""
     recorder = ModuleOutputRecorder(model, layers)
     feats = {name: [] for name in layers}
@@ -81,8 +92,10 @@ def collect_features(model, dataset, layers: List[str], indices, per_class: int,
             for name in layers:
                 out = recorder[name]
                 if not torch.is_tensor(out) or out.dim() != 4:
-                    raise ValueError(f'{name} outputs {type(out).__name__}, not an (N, C, H, W) feature map: '
-                                     'rank modules that return one (e.g. backbone.layer3)')
+                    raise ValueError(
+                        f'{name} outputs {type(out).__name__}, not an (N, C, H, W) feature map: '
+                        'rank modules that return one (e.g. backbone.layer3)'
+                    )
                 f, y = sample_labelled_positions(out.float().cpu(), gt.cpu(), per_class, ignore_index, generator)
                 feats[name].append(f)
                 labels[name].append(y)
@@ -93,8 +106,12 @@ def collect_features(model, dataset, layers: List[str], indices, per_class: int,
     result = {}
     for name in layers:
         f, y = torch.cat(feats[name]), torch.cat(labels[name])
-        keep = torch.cat([(y == c).nonzero()[:, 0][torch.randperm(int((y == c).sum()), generator=generator)
-                                                     [:per_class]] for c in y.unique()])
+        keep = torch.cat(
+            [
+                (y == c).nonzero()[:, 0][torch.randperm(int((y == c).sum()), generator=generator)[:per_class]]
+                for c in y.unique()
+            ]
+        )
         result[name] = (f[keep], y[keep], labelled[name] / len(indices))
     return result
 
@@ -112,8 +129,10 @@ def format_table(rows: List[dict]) -> str:
     header = f'| {"layer":<28} | {"C":>5} | {"S":>7} | {"I":>7} | {"E":>7} | {"Q":>7} | {"samples":>7} |'
     lines = [header, '|' + '|'.join('-' * (len(cell)) for cell in header.split('|')[1:-1]) + '|']
     for r in rows:
-        lines.append(f'| {r["layer"]:<28} | {r["channels"]:>5} | {r["separation"]:>7.3f} | {r["information"]:>7.3f} '
-                     f'| {r["efficiency"]:>7.3f} | {r["quality"]:>7.3f} | {r["num_samples"]:>7} |')
+        lines.append(
+            f'| {r["layer"]:<28} | {r["channels"]:>5} | {r["separation"]:>7.3f} | {r["information"]:>7.3f} '
+            f'| {r["efficiency"]:>7.3f} | {r["quality"]:>7.3f} | {r["num_samples"]:>7} |'
+        )
     return '\n'.join(lines)
 
 
@@ -125,8 +144,12 @@ def plot(rows: List[dict], path: str, title: str) -> None:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     x = range(len(rows))
-    for key, label, style in (('separation', 'S (separation)', '--'), ('information', 'I (information)', ':'),
-                              ('efficiency', 'E (efficiency)', '-.'), ('quality', 'Q = S + sqrt(I E)', '-')):
+    for key, label, style in (
+        ('separation', 'S (separation)', '--'),
+        ('information', 'I (information)', ':'),
+        ('efficiency', 'E (efficiency)', '-.'),
+        ('quality', 'Q = S + sqrt(I E)', '-'),
+    ):
         ax.plot(x, [r[key] for r in rows], style, marker='o', label=label, linewidth=2.5 if key == 'quality' else 1.5)
     ax.set_xticks(list(x), [r['layer'] for r in rows], rotation=20, ha='right')
     ax.set_title(title)
@@ -155,21 +178,33 @@ def main(argv=None):
 
     dataset = DATASETS.build(cfg[loader_key].dataset)
     generator = torch.Generator().manual_seed(args.seed)
-    indices = torch.randperm(len(dataset), generator=generator)[:args.num_images].tolist()
+    indices = torch.randperm(len(dataset), generator=generator)[: args.num_images].tolist()
     ignore_index = getattr(model.decode_head, 'ignore_index', 255)
-    print(f'Sampling {args.per_class} positions per class at {len(layers)} layers of {len(indices)} '
-          f'{args.split} images')
+    print(
+        f'Sampling {args.per_class} positions per class at {len(layers)} layers of {len(indices)} {args.split} images'
+    )
     samples = collect_features(model, dataset, layers, indices, args.per_class, ignore_index, generator)
     rows = rank_layers(samples, len(dataset))
 
     name = osp.splitext(osp.basename(args.config))[0]
     out_dir = args.out_dir or osp.join('work_dirs', 'rank_teacher_layers', name)
     os.makedirs(out_dir, exist_ok=True)
-    best = sorted(rows, key=lambda r: r['quality'], reverse=True)[:args.top_k]
+    best = sorted(rows, key=lambda r: r['quality'], reverse=True)[: args.top_k]
     with open(osp.join(out_dir, 'quality.json'), 'w') as f:
-        json.dump(dict(config=args.config, checkpoint=args.checkpoint, split=args.split, images=len(indices),
-                       per_class=args.per_class, seed=args.seed, layers=rows,
-                       suggested=[r['layer'] for r in best]), f, indent=1)
+        json.dump(
+            dict(
+                config=args.config,
+                checkpoint=args.checkpoint,
+                split=args.split,
+                images=len(indices),
+                per_class=args.per_class,
+                seed=args.seed,
+                layers=rows,
+                suggested=[r['layer'] for r in best],
+            ),
+            f,
+            indent=1,
+        )
     plot(rows, osp.join(out_dir, 'quality.png'), f'Knowledge quality of {name} layers')
     print('\n' + format_table(rows))
     print(f'\nSuggested teacher layers (highest Q): {", ".join(r["layer"] for r in best)}')

@@ -5,6 +5,7 @@
 Each label map is reduced to the true class shares of each ``stride`` x ``stride`` cell, upsampled
 bilinearly as MMSeg upsamples logits, and scored by its argmax (ignore index 255) as MMSeg's IoUMetric scores.
 """
+
 import argparse
 import glob
 import os.path as osp
@@ -23,8 +24,9 @@ def main():
     args = parser.parse_args()
     paths = sorted(glob.glob(osp.join(args.ann_dir, '*.png')))
     if not paths:
-        raise SystemExit(f'no label maps (*.png) in {args.ann_dir!r}; `python tools/demo.py --data-only` '
-                         'writes the digit scenes')
+        raise SystemExit(
+            f'no label maps (*.png) in {args.ann_dir!r}; `python tools/demo.py --data-only` writes the digit scenes'
+        )
     num_classes = args.num_classes
     inter, union = np.zeros(num_classes), np.zeros(num_classes)
     for path in paths:

@@ -5,6 +5,7 @@ teacher's softmax and their top-1 agreement, over random augmentations of traini
 
 CONFIG has ``model.teacher_cache`` (the cache built by tools/cache_teacher.py) and the live teacher's checkpoint.
 """
+
 import argparse
 import json
 

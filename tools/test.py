@@ -1,7 +1,8 @@
 """Evaluate a checkpoint (MMSegmentation's tools/test.py). Distiller checkpoints test their student.
 
-    python tools/test.py CONFIG CHECKPOINT [--work-dir D] [--out DIR] [--show-dir DIR] [--cfg-options ...]
+python tools/test.py CONFIG CHECKPOINT [--work-dir D] [--out DIR] [--show-dir DIR] [--cfg-options ...]
 """
+
 import argparse
 import os
 
@@ -30,9 +31,18 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    return runner.test(args.config, args.checkpoint, args.cfg_options, work_dir=args.work_dir, out=args.out,
-                       show=args.show, show_dir=args.show_dir, wait_time=args.wait_time, tta=args.tta,
-                       launcher=args.launcher)
+    return runner.test(
+        args.config,
+        args.checkpoint,
+        args.cfg_options,
+        work_dir=args.work_dir,
+        out=args.out,
+        show=args.show,
+        show_dir=args.show_dir,
+        wait_time=args.wait_time,
+        tta=args.tta,
+        launcher=args.launcher,
+    )
 
 
 if __name__ == '__main__':

@@ -5,6 +5,7 @@
 
 A crash, Ctrl-C or kill (SIGTERM) during training saves a checkpoint; --resume continues from it.
 """
+
 import argparse
 import os
 
@@ -17,11 +18,16 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a segmentor, a distiller or a classifier')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
-    parser.add_argument('--resume', action='store_true',
-                        help='resume from the latest checkpoint in the work_dir automatically')
+    parser.add_argument(
+        '--resume', action='store_true', help='resume from the latest checkpoint in the work_dir automatically'
+    )
     parser.add_argument('--amp', action='store_true', help='enable automatic-mixed-precision training')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of the config, e.g. model.teacher_checkpoint=PATH')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, e.g. model.teacher_checkpoint=PATH',
+    )
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -31,8 +37,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    runner.train(args.config, args.cfg_options, work_dir=args.work_dir, resume=args.resume, amp=args.amp,
-                 launcher=args.launcher)
+    runner.train(
+        args.config, args.cfg_options, work_dir=args.work_dir, resume=args.resume, amp=args.amp, launcher=args.launcher
+    )
 
 
 if __name__ == '__main__':

@@ -11,6 +11,7 @@ returns (the decode head's output resized to the image). With ``--ann`` (an anno
 laid out like the image folder, named with the dataset's ``seg_map_suffix``) the ground-truth panels are
 drawn too. One PNG per image is written to DIR.
 """
+
 import argparse
 
 from mmengine.config import DictAction
@@ -21,13 +22,13 @@ from gdkd_seg.visualization import visualize_partitions
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='distiller config, or a plain MMSeg config (teacher-side panels only)')
-    parser.add_argument('checkpoint', help='distiller (or exported student) checkpoint; with a plain config, '
-                                           'that model\'s checkpoint')
+    parser.add_argument(
+        'checkpoint', help="distiller (or exported student) checkpoint; with a plain config, that model's checkpoint"
+    )
     parser.add_argument('--img', required=True, help='an image, or a folder searched recursively')
     parser.add_argument('--out', required=True, help='folder for the PNGs')
     parser.add_argument('--ann', help='annotation file (with one --img) or folder mirroring the image folder')
-    parser.add_argument('--topk', type=int, help="k of the teacher's top group (default: the config's GDKD k, "
-                                                 'else 3)')
+    parser.add_argument('--topk', type=int, help="k of the teacher's top group (default: the config's GDKD k, else 3)")
     parser.add_argument('--device', help='e.g. cpu or cuda:0 (default: cuda:0 when available)')
     parser.add_argument('--panel-width', type=int, default=480, help='width of one panel in pixels')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of the config')
@@ -36,8 +37,17 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    return visualize_partitions(args.config, args.checkpoint, args.img, args.out, ann=args.ann, topk=args.topk,
-                                device=args.device, panel_width=args.panel_width, options=args.cfg_options)
+    return visualize_partitions(
+        args.config,
+        args.checkpoint,
+        args.img,
+        args.out,
+        ann=args.ann,
+        topk=args.topk,
+        device=args.device,
+        panel_width=args.panel_width,
+        options=args.cfg_options,
+    )
 
 
 if __name__ == '__main__':

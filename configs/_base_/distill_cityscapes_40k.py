@@ -22,6 +22,8 @@ visualizer = dict(vis_backends=[dict(type='LocalVisBackend'), dict(type='Tensorb
 # MMSeg model zoo: DeepLabV3-R101-D8, 512x1024, 40k iterations (77.12 mIoU). Without internet, download it
 # elsewhere and pass --cfg-options model.teacher_checkpoint=/path/to/file.pth
 deeplabv3_r101_teacher = 'mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-40k_cityscapes-512x1024.py'
-deeplabv3_r101_checkpoint = ('https://download.openmmlab.com/mmsegmentation/v0.5/deeplabv3/'
-                             'deeplabv3_r101-d8_512x1024_40k_cityscapes/'
-                             'deeplabv3_r101-d8_512x1024_40k_cityscapes_20200605_012241-7fd3f799.pth')
+deeplabv3_r101_checkpoint = (
+    'https://download.openmmlab.com/mmsegmentation/v0.5/deeplabv3/'
+    'deeplabv3_r101-d8_512x1024_40k_cityscapes/'
+    'deeplabv3_r101-d8_512x1024_40k_cityscapes_20200605_012241-7fd3f799.pth'
+)

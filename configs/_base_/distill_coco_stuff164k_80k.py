@@ -26,11 +26,17 @@ visualizer = dict(vis_backends=[dict(type='LocalVisBackend'), dict(type='Tensorb
 # 320k: 42.61): the schedule of the students and the closest to CIRKD's teacher (38.48).
 # Without internet, download it elsewhere and pass --cfg-options model.teacher_checkpoint=/path/to/file.pth
 deeplabv3_r101_teacher = 'mmseg::deeplabv3/deeplabv3_r101-d8_4xb4-80k_coco-stuff164k-512x512.py'
-deeplabv3_r101_checkpoint = ('https://download.openmmlab.com/mmsegmentation/v0.5/deeplabv3/'
-                             'deeplabv3_r101-d8_512x512_4x4_80k_coco-stuff164k/'
-                             'deeplabv3_r101-d8_512x512_4x4_80k_coco-stuff164k_20210709_201252-13600dc2.pth')
+deeplabv3_r101_checkpoint = (
+    'https://download.openmmlab.com/mmsegmentation/v0.5/deeplabv3/'
+    'deeplabv3_r101-d8_512x512_4x4_80k_coco-stuff164k/'
+    'deeplabv3_r101-d8_512x512_4x4_80k_coco-stuff164k_20210709_201252-13600dc2.pth'
+)
 # MMSeg has no COCO-Stuff R18 config: the teacher's config with MMSeg's Cityscapes R18 settings
 # (deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py: ResNetV1c-18, heads 512/256 in, 128/64 wide).
-deeplabv3_r18_student = dict(cfg_path=deeplabv3_r101_teacher, pretrained='open-mmlab://resnet18_v1c',
-                             backbone=dict(depth=18), decode_head=dict(in_channels=512, channels=128),
-                             auxiliary_head=dict(in_channels=256, channels=64))
+deeplabv3_r18_student = dict(
+    cfg_path=deeplabv3_r101_teacher,
+    pretrained='open-mmlab://resnet18_v1c',
+    backbone=dict(depth=18),
+    decode_head=dict(in_channels=512, channels=128),
+    auxiliary_head=dict(in_channels=256, channels=64),
+)

@@ -8,5 +8,8 @@ model = dict(
     type='SegDistiller',
     distill_losses=dict(
         decode=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg', loss=dict(gdkd, loss_weight=1.0)),
-        aux=dict(student='auxiliary_head.conv_seg', teacher='auxiliary_head.conv_seg',
-                 loss=dict(gdkd, loss_weight=0.4))))
+        aux=dict(
+            student='auxiliary_head.conv_seg', teacher='auxiliary_head.conv_seg', loss=dict(gdkd, loss_weight=0.4)
+        ),
+    ),
+)

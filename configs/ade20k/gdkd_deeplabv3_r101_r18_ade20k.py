@@ -6,4 +6,5 @@ _base_ = ['../_base_/distill_ade20k_80k.py', '../_base_/gdkd_heads.py']
 model = dict(
     student={{_base_.deeplabv3_r18_student}},
     teacher={{_base_.deeplabv3_r101_teacher}},
-    teacher_checkpoint={{_base_.deeplabv3_r101_checkpoint}})
+    teacher_checkpoint={{_base_.deeplabv3_r101_checkpoint}},
+)

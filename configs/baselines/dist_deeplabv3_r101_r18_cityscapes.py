@@ -3,5 +3,6 @@
 _base_ = '../gdkd_deeplabv3_r101_r18_cityscapes.py'
 
 dist = dict(_delete_=True, type='DISTLoss', beta=1.0, gamma=1.0, tau=1.0)
-model = dict(distill_losses=dict(decode=dict(loss=dict(dist, loss_weight=1.0)),
-                                 aux=dict(loss=dict(dist, loss_weight=0.4))))
+model = dict(
+    distill_losses=dict(decode=dict(loss=dict(dist, loss_weight=1.0)), aux=dict(loss=dict(dist, loss_weight=0.4)))
+)

@@ -3,5 +3,6 @@
 _base_ = '../gdkd_deeplabv3_r101_r18_cityscapes.py'
 
 dkd = dict(_delete_=True, type='DKDLoss', alpha=1.0, beta=2.0, temperature=1.0)
-model = dict(distill_losses=dict(decode=dict(loss=dict(dkd, loss_weight=1.0)),
-                                 aux=dict(loss=dict(dkd, loss_weight=0.4))))
+model = dict(
+    distill_losses=dict(decode=dict(loss=dict(dkd, loss_weight=1.0)), aux=dict(loss=dict(dkd, loss_weight=0.4)))
+)

@@ -3,5 +3,4 @@
 _base_ = '../gdkd_deeplabv3_r101_r18_cityscapes.py'
 
 kd = dict(_delete_=True, type='KDLoss', temperature=1.0)
-model = dict(distill_losses=dict(decode=dict(loss=dict(kd, loss_weight=1.0)),
-                                 aux=dict(loss=dict(kd, loss_weight=0.4))))
+model = dict(distill_losses=dict(decode=dict(loss=dict(kd, loss_weight=1.0)), aux=dict(loss=dict(kd, loss_weight=0.4))))

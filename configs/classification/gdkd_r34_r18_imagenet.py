@@ -3,6 +3,12 @@
 # (tools/export_backbone.py).
 _base_ = ['./_base_/distill_r34_r18_imagenet.py']
 
-model = dict(distill_losses=dict(logits=dict(
-    student='head.fc', teacher='fc',
-    loss=dict(type='GDKDLoss', topk=5, w0=0.5, w1=1.0, w2=1.0, temperature=1.0, loss_weight=1.0))))
+model = dict(
+    distill_losses=dict(
+        logits=dict(
+            student='head.fc',
+            teacher='fc',
+            loss=dict(type='GDKDLoss', topk=5, w0=0.5, w1=1.0, w2=1.0, temperature=1.0, loss_weight=1.0),
+        )
+    )
+)

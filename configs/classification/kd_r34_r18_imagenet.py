@@ -4,6 +4,8 @@ _base_ = ['./_base_/distill_r34_r18_imagenet.py']
 
 model = dict(
     student=dict(head=dict(loss=dict(loss_weight=0.5))),
-    distill_losses=dict(logits=dict(student='head.fc', teacher='fc',
-                                    loss=dict(type='KDLoss', temperature=1.0, loss_weight=0.5))))
+    distill_losses=dict(
+        logits=dict(student='head.fc', teacher='fc', loss=dict(type='KDLoss', temperature=1.0, loss_weight=0.5))
+    ),
+)
 custom_hooks = [dict(type='DistillerHook', warmup_epochs=0)]

@@ -4,6 +4,8 @@ _base_ = ['./_base_/distill_r50_r18_cifar100.py']
 
 model = dict(
     student=dict(head=dict(loss=dict(loss_weight=0.1))),
-    distill_losses=dict(logits=dict(student='head.fc', teacher='head.fc',
-                                    loss=dict(type='KDLoss', temperature=4.0, loss_weight=0.9))))
+    distill_losses=dict(
+        logits=dict(student='head.fc', teacher='head.fc', loss=dict(type='KDLoss', temperature=4.0, loss_weight=0.9))
+    ),
+)
 custom_hooks = [dict(type='DistillerHook', warmup_epochs=0)]

@@ -3,6 +3,10 @@
 # defaults (the paper's appendix with its schedules was not available).
 _base_ = ['./_base_/distill_r34_r18_imagenet.py']
 
-model = dict(distill_losses=dict(logits=dict(
-    student='head.fc', teacher='fc',
-    loss=dict(type='TopKDLoss', topk=5, contrast_pixels=None, loss_weight=1.0))))
+model = dict(
+    distill_losses=dict(
+        logits=dict(
+            student='head.fc', teacher='fc', loss=dict(type='TopKDLoss', topk=5, contrast_pixels=None, loss_weight=1.0)
+        )
+    )
+)

@@ -6,6 +6,13 @@ _base_ = './_base_/distill.py'
 demo_method = dict(key='BlockKD', label='block-wise KD (stones 1-3)', order=6, default=False)
 model = dict(
     components=dict(stepping_stones=dict(type='SteppingStones', stones=[1, 2, 3])),
-    distill_losses=dict(_delete_=True, blockwise=dict(
-        student='decode_head.conv_seg', teacher='decode_head.conv_seg', extra_inputs=dict(stones='stepping_stones'),
-        loss=dict(type='BlockwiseKDLoss', alpha=1.0, beta=1.0, gamma=1.0, temperature=1.0, loss_weight=1.0))))
+    distill_losses=dict(
+        _delete_=True,
+        blockwise=dict(
+            student='decode_head.conv_seg',
+            teacher='decode_head.conv_seg',
+            extra_inputs=dict(stones='stepping_stones'),
+            loss=dict(type='BlockwiseKDLoss', alpha=1.0, beta=1.0, gamma=1.0, temperature=1.0, loss_weight=1.0),
+        ),
+    ),
+)

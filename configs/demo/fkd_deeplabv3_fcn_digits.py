@@ -11,7 +11,17 @@ model = dict(
     detach_head_input=True,
     distill_losses=dict(
         _delete_=True,
-        layer2=dict(student='backbone.layer2', teacher='backbone.layer2', loss=fkd,
-                    connector=dict(type='FeatureProjector', in_channels=32, out_channels=64)),
-        layer3=dict(student='backbone.layer3', teacher='backbone.layer4', loss=fkd,
-                    connector=dict(type='FeatureProjector', in_channels=64, out_channels=256))))
+        layer2=dict(
+            student='backbone.layer2',
+            teacher='backbone.layer2',
+            loss=fkd,
+            connector=dict(type='FeatureProjector', in_channels=32, out_channels=64),
+        ),
+        layer3=dict(
+            student='backbone.layer3',
+            teacher='backbone.layer4',
+            loss=fkd,
+            connector=dict(type='FeatureProjector', in_channels=64, out_channels=256),
+        ),
+    ),
+)

@@ -3,5 +3,20 @@
 _base_ = './gdkd_deeplabv3_fcn_digits.py'
 
 demo_method = dict(key='GDKD+TSM', label='GDKD + TopKD scaling', order=5, default=False)
-model = dict(distill_losses=dict(decode=dict(loss=dict(teacher_scaling=dict(
-    type='TopKScaling', k=3, scale_schedule='linear', max_scale=1.5, min_scale=1.0, gt_scale=2.0, delta_coef=0.1)))))
+model = dict(
+    distill_losses=dict(
+        decode=dict(
+            loss=dict(
+                teacher_scaling=dict(
+                    type='TopKScaling',
+                    k=3,
+                    scale_schedule='linear',
+                    max_scale=1.5,
+                    min_scale=1.0,
+                    gt_scale=2.0,
+                    delta_coef=0.1,
+                )
+            )
+        )
+    )
+)

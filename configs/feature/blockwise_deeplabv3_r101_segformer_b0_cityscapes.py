@@ -9,8 +9,16 @@
 _base_ = '../students/gdkd_deeplabv3_r101_segformer_b0_cityscapes.py'
 
 model = dict(
-    components=dict(stepping_stones=dict(type='SteppingStones', stones=[1, 2, 3],
-                                         norm_cfg=dict(type='SyncBN', requires_grad=True))),
-    distill_losses=dict(_delete_=True, blockwise=dict(
-        student='decode_head.conv_seg', teacher='decode_head.conv_seg', extra_inputs=dict(stones='stepping_stones'),
-        loss=dict(type='BlockwiseKDLoss', alpha=1.0, beta=1.0, gamma=1.0, temperature=1.0, loss_weight=1.0))))
+    components=dict(
+        stepping_stones=dict(type='SteppingStones', stones=[1, 2, 3], norm_cfg=dict(type='SyncBN', requires_grad=True))
+    ),
+    distill_losses=dict(
+        _delete_=True,
+        blockwise=dict(
+            student='decode_head.conv_seg',
+            teacher='decode_head.conv_seg',
+            extra_inputs=dict(stones='stepping_stones'),
+            loss=dict(type='BlockwiseKDLoss', alpha=1.0, beta=1.0, gamma=1.0, temperature=1.0, loss_weight=1.0),
+        ),
+    ),
+)

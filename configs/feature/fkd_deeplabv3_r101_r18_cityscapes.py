@@ -8,9 +8,16 @@ _base_ = '../gdkd_deeplabv3_r101_r18_cityscapes.py'
 
 model = dict(
     detach_head_input=True,
-    distill_losses=dict(_delete_=True, **{
-        f'layer{i}': dict(student=f'backbone.layer{i}', teacher=f'backbone.layer{i}',
-                          loss=dict(type='FeatureKDLoss', loss_weight=1.0),
-                          connector=dict(type='FeatureProjector', in_channels=64 * 2**(i - 1),
-                                         out_channels=256 * 2**(i - 1)))
-        for i in (1, 2, 3, 4)}))
+    distill_losses=dict(
+        _delete_=True,
+        **{
+            f'layer{i}': dict(
+                student=f'backbone.layer{i}',
+                teacher=f'backbone.layer{i}',
+                loss=dict(type='FeatureKDLoss', loss_weight=1.0),
+                connector=dict(type='FeatureProjector', in_channels=64 * 2 ** (i - 1), out_channels=256 * 2 ** (i - 1)),
+            )
+            for i in (1, 2, 3, 4)
+        },
+    ),
+)

@@ -11,9 +11,16 @@ _base_ = '../students/gdkd_deeplabv3_r101_segformer_b0_cityscapes.py'
 mit_b0_channels = [32, 64, 160, 256]
 model = dict(
     detach_head_input=True,
-    distill_losses=dict(_delete_=True, **{
-        f'stage{i + 1}': dict(student=f'backbone:{i}', teacher=f'backbone.layer{i + 1}',
-                              loss=dict(type='FeatureKDLoss', loss_weight=1.0),
-                              connector=dict(type='FeatureProjector', in_channels=mit_b0_channels[i],
-                                             out_channels=256 * 2**i))
-        for i in range(4)}))
+    distill_losses=dict(
+        _delete_=True,
+        **{
+            f'stage{i + 1}': dict(
+                student=f'backbone:{i}',
+                teacher=f'backbone.layer{i + 1}',
+                loss=dict(type='FeatureKDLoss', loss_weight=1.0),
+                connector=dict(type='FeatureProjector', in_channels=mit_b0_channels[i], out_channels=256 * 2**i),
+            )
+            for i in range(4)
+        },
+    ),
+)

@@ -10,15 +10,21 @@
 _base_ = '../gdkd_deeplabv3_r101_r18_cityscapes.py'
 
 model = dict(
-    student=dict(_delete_=True, cfg_path='mmseg::segformer/segformer_mit-b0_8xb1-160k_cityscapes-1024x1024.py',
-                 data_preprocessor=dict(size=(512, 1024))),
-    distill_losses=dict(aux=None))
+    student=dict(
+        _delete_=True,
+        cfg_path='mmseg::segformer/segformer_mit-b0_8xb1-160k_cityscapes-1024x1024.py',
+        data_preprocessor=dict(size=(512, 1024)),
+    ),
+    distill_losses=dict(aux=None),
+)
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01),
-    paramwise_cfg=dict(custom_keys=dict(pos_block=dict(decay_mult=0.0), norm=dict(decay_mult=0.0),
-                                        head=dict(lr_mult=10.0))))
+    paramwise_cfg=dict(
+        custom_keys=dict(pos_block=dict(decay_mult=0.0), norm=dict(decay_mult=0.0), head=dict(lr_mult=10.0))
+    ),
+)
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
     dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=40000, by_epoch=False),

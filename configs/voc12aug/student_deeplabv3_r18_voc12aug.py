@@ -5,8 +5,12 @@
 _base_ = ['mmseg::deeplabv3/deeplabv3_r101-d8_4xb4-40k_voc12aug-512x512.py']
 custom_imports = dict(imports=['gdkd_seg'], allow_failed_imports=False)
 
-model = dict(pretrained='open-mmlab://resnet18_v1c', backbone=dict(depth=18),
-             decode_head=dict(in_channels=512, channels=128), auxiliary_head=dict(in_channels=256, channels=64))
+model = dict(
+    pretrained='open-mmlab://resnet18_v1c',
+    backbone=dict(depth=18),
+    decode_head=dict(in_channels=512, channels=128),
+    auxiliary_head=dict(in_channels=256, channels=64),
+)
 train_dataloader = dict(batch_size=2, num_workers=4)
 optim_wrapper = dict(optimizer=dict(lr=0.02))
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=80000, by_epoch=False)]

@@ -24,6 +24,7 @@ Differences from the authors' classification code, where whole images are the sa
 sampled per class (:func:`sample_labelled_positions`), and the spectrum entropy is normalised by the log
 of the class's number of components, so that it lies in [0, 1]. The factor 2 in E follows their code.
 """
+
 import math
 from typing import Dict, NamedTuple, Optional, Tuple
 
@@ -33,10 +34,10 @@ from torch import Tensor
 
 
 class KnowledgeQuality(NamedTuple):
-    separation: float   # S
+    separation: float  # S
     information: float  # I
-    efficiency: float   # E
-    quality: float      # Q = S + sqrt(I * E)
+    efficiency: float  # E
+    quality: float  # Q = S + sqrt(I * E)
     num_samples: int
     num_classes: int
 
@@ -44,8 +45,13 @@ class KnowledgeQuality(NamedTuple):
         return self._asdict()
 
 
-def sample_labelled_positions(features: Tensor, labels: Tensor, per_class: int, ignore_index: Optional[int] = 255,
-                              generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
+def sample_labelled_positions(
+    features: Tensor,
+    labels: Tensor,
+    per_class: int,
+    ignore_index: Optional[int] = 255,
+    generator: Optional[torch.Generator] = None,
+) -> Tuple[Tensor, Tensor]:
     """Up to ``per_class`` random positions of each class from a feature map and its label map.
 
     Args:
@@ -100,8 +106,9 @@ def spectrum_entropy(class_features: Tensor) -> float:
     return float(-(ratios * ratios.log()).sum() / math.log(components))
 
 
-def knowledge_quality(features: Tensor, labels: Tensor, dataset_size: Optional[int] = None,
-                      eps: float = 1e-12) -> KnowledgeQuality:
+def knowledge_quality(
+    features: Tensor, labels: Tensor, dataset_size: Optional[int] = None, eps: float = 1e-12
+) -> KnowledgeQuality:
     """Knowledge quality ``Q = S + sqrt(I * E)`` of labelled feature vectors (see the module docstring).
 
     Args:
@@ -110,13 +117,16 @@ def knowledge_quality(features: Tensor, labels: Tensor, dataset_size: Optional[i
         dataset_size: N of the efficiency's dataset-size factor (default: P).
     """
     if features.dim() != 2 or labels.shape != features.shape[:1]:
-        raise ValueError(f'expected (P, C) features and (P,) labels, got {tuple(features.shape)} and '
-                         f'{tuple(labels.shape)}')
+        raise ValueError(
+            f'expected (P, C) features and (P,) labels, got {tuple(features.shape)} and {tuple(labels.shape)}'
+        )
     x = features.detach().double()
     classes = [c for c in labels.unique().tolist() if int((labels == c).sum()) >= 2]
     if len(classes) < 2:
-        raise ValueError(f'knowledge quality needs at least 2 classes with 2 or more samples each, got '
-                         f'{labels.unique().numel()} classes in {labels.numel()} samples: sample more positions')
+        raise ValueError(
+            f'knowledge quality needs at least 2 classes with 2 or more samples each, got '
+            f'{labels.unique().numel()} classes in {labels.numel()} samples: sample more positions'
+        )
     index = [(labels == c).nonzero()[:, 0] for c in classes]
     x = x[torch.cat(index)]
     bounds = torch.tensor([0] + [len(i) for i in index]).cumsum(0).tolist()

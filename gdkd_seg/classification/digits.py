@@ -1,5 +1,6 @@
 """scikit-learn's handwritten digits as a classification data set in mmpretrain's format: the small real
 task the tests and the digits configs train on in seconds (no download)."""
+
 from typing import List
 
 import cv2
@@ -19,8 +20,7 @@ class DigitsClsDataset(BaseDataset):
 
     METAINFO = dict(classes=tuple(str(d) for d in range(10)))
 
-    def __init__(self, split: str = 'train', size: int = 32, val_fraction: float = 0.3, seed: int = 0,
-                 **kwargs):
+    def __init__(self, split: str = 'train', size: int = 32, val_fraction: float = 0.3, seed: int = 0, **kwargs):
         if split not in ('train', 'val'):
             raise ValueError(f"DigitsClsDataset split must be 'train' or 'val', got {split!r}")
         self.split, self.size, self.val_fraction, self.seed = split, size, val_fraction, seed
@@ -29,8 +29,10 @@ class DigitsClsDataset(BaseDataset):
     def load_data_list(self) -> List[dict]:
         scans, targets = load_digit_scans()
         index = split_scans(targets, self.val_fraction, self.seed)[self.split]
-        grey = [cv2.resize(scans[i].astype(np.float32), (self.size, self.size), interpolation=cv2.INTER_LINEAR)
-                for i in index]
+        grey = [
+            cv2.resize(scans[i].astype(np.float32), (self.size, self.size), interpolation=cv2.INTER_LINEAR)
+            for i in index
+        ]
         grey = np.clip(np.rint(np.stack(grey) * 255), 0, 255).astype(np.uint8)
         self.images = np.repeat(grey[..., None], 3, axis=3)
         return [dict(img_index=i, gt_label=int(targets[j])) for i, j in enumerate(index)]

@@ -10,6 +10,7 @@ disjoint sets of scans (a stratified split), so val measures recognition of unse
 ``ann_dir/{train,val}`` layout and regenerates them only when the generator version or a setting changes;
 :class:`DigitScenesDataset` reads them.
 """
+
 import json
 import os
 import os.path as osp
@@ -17,32 +18,53 @@ import shutil
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import cv2
-import numpy as np
-from PIL import Image
-
 import mmengine
+import numpy as np
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
+from PIL import Image
 
 # Bump whenever a change to this file changes the pixels: cached scenes with another version are rebuilt.
 GENERATOR_VERSION = 2
 
 CLASSES = ('background', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')
-PALETTE = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
-           [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212]]
+PALETTE = [
+    [0, 0, 0],
+    [230, 25, 75],
+    [60, 180, 75],
+    [255, 225, 25],
+    [0, 130, 200],
+    [245, 130, 48],
+    [145, 30, 180],
+    [70, 240, 240],
+    [240, 50, 230],
+    [210, 245, 60],
+    [250, 190, 212],
+]
 
 # Digits of 28-38 px keep their strokes several pixels wide, so that models with 1/8-resolution logits
 # (8x8 for a 64x64 scene) can follow the handwriting (tools/resolution_ceiling.py measures how well they
 # can at best). How the sizes and the 8,000 train scenes were chosen: docs/demo.md.
-DEFAULT_SETTINGS = dict(seed=0, size=64, num_train=8000, num_val=400, val_fraction=0.3,
-                        num_digits=(1, 3), digit_size=(28, 38), ink_threshold=0.3, max_overlap=0.15,
-                        num_clutter=(0, 3), noise_std=(3.0, 10.0))
+DEFAULT_SETTINGS = dict(
+    seed=0,
+    size=64,
+    num_train=8000,
+    num_val=400,
+    val_fraction=0.3,
+    num_digits=(1, 3),
+    digit_size=(28, 38),
+    ink_threshold=0.3,
+    max_overlap=0.15,
+    num_clutter=(0, 3),
+    noise_std=(3.0, 10.0),
+)
 NON_SCENE_SETTINGS = ('seed', 'num_train', 'num_val', 'val_fraction', 'generator_version')
 META_FILE = 'digit_scenes.json'
 
 
 class PlacedDigit(NamedTuple):
     """One digit pasted into a scene: its class, the scan it came from, where, and in which colour."""
+
     digit: int
     scan: int
     box: Tuple[int, int, int, int]  # y0, x0, height, width
@@ -52,6 +74,7 @@ class PlacedDigit(NamedTuple):
 def load_digit_scans() -> Tuple[np.ndarray, np.ndarray]:
     """The 1,797 scans of ``sklearn.datasets.load_digits`` as ``(N, 8, 8)`` floats in [0, 1], and labels."""
     from sklearn.datasets import load_digits
+
     digits = load_digits()
     return digits.images / 16.0, digits.target.astype(np.int64)
 
@@ -94,7 +117,7 @@ def _ink_colour(rng) -> np.ndarray:
 
 def _blend(img: np.ndarray, alpha: np.ndarray, colour: np.ndarray, y: int, x: int) -> None:
     h, w = alpha.shape
-    patch = img[y:y + h, x:x + w]
+    patch = img[y : y + h, x : x + w]
     patch[:] = patch * (1 - alpha[..., None]) + colour * alpha[..., None]
 
 
@@ -110,17 +133,37 @@ def _clutter(rng, img: np.ndarray) -> None:
         cv2.line(canvas, (p[0], p[1]), (p[2], p[3]), 1.0, thickness, cv2.LINE_AA)
     elif kind == 1:
         axes = (int(rng.integers(5, 14)), int(rng.integers(5, 14)))
-        cv2.ellipse(canvas, (p[0], p[1]), axes, float(rng.uniform(0, 180)), 0, float(rng.uniform(120, 360)),
-                    1.0, thickness, cv2.LINE_AA)
+        cv2.ellipse(
+            canvas,
+            (p[0], p[1]),
+            axes,
+            float(rng.uniform(0, 180)),
+            0,
+            float(rng.uniform(120, 360)),
+            1.0,
+            thickness,
+            cv2.LINE_AA,
+        )
     else:
         cv2.circle(canvas, (p[0], p[1]), int(rng.integers(3, 9)), 1.0, -1, cv2.LINE_AA)
         colour = rng.uniform(90, 180, 3).astype(np.float32)
     _blend(img, np.clip(canvas, 0, 1), colour, 0, 0)
 
 
-def render_scene(rng: np.random.Generator, scans: np.ndarray, targets: np.ndarray, pool: Sequence[int], *,
-                 size: int, num_digits, digit_size, ink_threshold: float, max_overlap: float, num_clutter,
-                 noise_std) -> Tuple[np.ndarray, np.ndarray, List[PlacedDigit]]:
+def render_scene(
+    rng: np.random.Generator,
+    scans: np.ndarray,
+    targets: np.ndarray,
+    pool: Sequence[int],
+    *,
+    size: int,
+    num_digits,
+    digit_size,
+    ink_threshold: float,
+    max_overlap: float,
+    num_clutter,
+    noise_std,
+) -> Tuple[np.ndarray, np.ndarray, List[PlacedDigit]]:
     """One scene from the scans in ``pool``: ``(image HxWx3 uint8 RGB, label HxW uint8, placed digits)``.
 
     The settings are those of ``DEFAULT_SETTINGS``; ranges are inclusive ``(low, high)``. A digit's ink (and
@@ -136,8 +179,7 @@ def render_scene(rng: np.random.Generator, scans: np.ndarray, targets: np.ndarra
         scan = int(rng.choice(pool))
         h = int(rng.integers(digit_size[0], min(digit_size[1], size) + 1))
         w = int(np.clip(round(h * rng.uniform(0.75, 1.15)), 8, size))
-        scan_ink = np.clip(cv2.resize(scans[scan].astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR),
-                           0, 1)
+        scan_ink = np.clip(cv2.resize(scans[scan].astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR), 0, 1)
         ink = scan_ink > ink_threshold
         # Opaque wherever labelled; anti-aliased just outside, on pixels that stay background.
         alpha = np.clip((scan_ink - ink_threshold) / 0.1 + 1, 0, 1)
@@ -149,7 +191,7 @@ def render_scene(rng: np.random.Generator, scans: np.ndarray, targets: np.ndarra
                 break
         colour = _ink_colour(rng)
         _blend(img, alpha, colour, y, x)
-        label[y:y + h, x:x + w][ink] = targets[scan] + 1
+        label[y : y + h, x : x + w][ink] = targets[scan] + 1
         placed.append(PlacedDigit(int(targets[scan]), scan, (y, x, h, w), tuple(int(c) for c in colour)))
     sigma = rng.uniform(*noise_std)
     if sigma > 0:
@@ -201,8 +243,9 @@ def prepare_digit_scenes(root: str, force: bool = False, **settings) -> Tuple[st
     if not force and read_meta(root) == settings:
         return root, False
     if osp.exists(root) and not osp.isfile(osp.join(root, META_FILE)) and os.listdir(root):
-        raise FileExistsError(f'{root!r} exists and is not a digit-scenes folder (no {META_FILE}); '
-                              f'remove it or choose another data root')
+        raise FileExistsError(
+            f'{root!r} exists and is not a digit-scenes folder (no {META_FILE}); remove it or choose another data root'
+        )
     tmp = root.rstrip('/\\') + '.tmp'
     shutil.rmtree(tmp, ignore_errors=True)
     scans, targets = load_digit_scans()
@@ -228,5 +271,6 @@ class DigitScenesDataset(BaseSegDataset):
     METAINFO = dict(classes=CLASSES, palette=PALETTE)
 
     def __init__(self, img_suffix='.png', seg_map_suffix='.png', reduce_zero_label=False, **kwargs):
-        super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix,
-                         reduce_zero_label=reduce_zero_label, **kwargs)
+        super().__init__(
+            img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, reduce_zero_label=reduce_zero_label, **kwargs
+        )

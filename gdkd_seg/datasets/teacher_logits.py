@@ -11,6 +11,7 @@ loss gets the teacher's logits for exactly the crop the student sees (a resize i
 a crop the same box at the logits' scale, a flip the same flip). Photometric transforms do not apply:
 the cached teacher saw the clean image.
 """
+
 import math
 import os.path as osp
 from typing import Dict, Sequence
@@ -20,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from mmcv.transforms import BaseTransform, RandomFlip, RandomResize, Resize
 from mmengine.structures import PixelData
-
 from mmseg.datasets.transforms import PackSegInputs, RandomCrop
 from mmseg.registry import TRANSFORMS
 
@@ -65,8 +65,9 @@ class TeacherLogits:
             _, h, w = array.shape
             grid = torch.stack(torch.meshgrid(2 * ys / h - 1, 2 * xs / w - 1, indexing='ij')[::-1], dim=-1)
             logits = torch.from_numpy(np.asarray(array, dtype=np.float32))[None]
-            sampled[name] = F.grid_sample(logits, grid[None].float(), mode='bilinear', padding_mode='border',
-                                          align_corners=False)[0].to(torch.float16)
+            sampled[name] = F.grid_sample(
+                logits, grid[None].float(), mode='bilinear', padding_mode='border', align_corners=False
+            )[0].to(torch.float16)
         return sampled
 
 
@@ -74,7 +75,7 @@ def cache_file(cache_dir: str, img_path: str, img_dir: str) -> str:
     """Where the logits of ``img_path`` (an image under ``img_dir``) are cached."""
     relative = osp.splitext(osp.relpath(img_path, img_dir))[0]
     if relative.startswith('..'):
-        raise ValueError(f'{img_path} is not under the data set\'s image folder {img_dir}')
+        raise ValueError(f"{img_path} is not under the data set's image folder {img_dir}")
     return osp.join(cache_dir, 'logits', relative + CACHE_SUFFIX)
 
 
@@ -96,14 +97,18 @@ class LoadTeacherLogits(BaseTransform):
     def transform(self, results: dict) -> dict:
         path = cache_file(self.cache_dir, results['img_path'], self.img_dir)
         if not osp.isfile(path):
-            raise FileNotFoundError(f'The teacher cache {self.cache_dir} has no logits for {results["img_path"]} '
-                                    f'({path}): it was built for other images. Rebuild it with '
-                                    'python tools/cache_teacher.py CONFIG')
+            raise FileNotFoundError(
+                f'The teacher cache {self.cache_dir} has no logits for {results["img_path"]} '
+                f'({path}): it was built for other images. Rebuild it with '
+                'python tools/cache_teacher.py CONFIG'
+            )
         with np.load(path) as cached:
             missing = [name for name in self.outputs if name not in cached]
             if missing:
-                raise KeyError(f'{path} holds no logits of {missing}: the cache was built for other losses; '
-                               'rebuild it with python tools/cache_teacher.py CONFIG')
+                raise KeyError(
+                    f'{path} holds no logits of {missing}: the cache was built for other losses; '
+                    'rebuild it with python tools/cache_teacher.py CONFIG'
+                )
             arrays = {name: cached[name] for name in self.outputs}
             base_h, base_w = (int(v) for v in cached['base_shape'])
         height, width = results['img'].shape[:2]
@@ -187,9 +192,11 @@ def teacher_logits_of(data_samples, name: str, padded_shape, stride: float) -> t
     rows = []
     for sample in data_samples:
         if 'teacher_logits' not in sample:
-            raise KeyError('The batch carries no cached teacher logits: with model.teacher_cache, train through '
-                           'tools/train.py / gdkd_seg.runner.train, which add LoadTeacherLogits to the train '
-                           'pipeline')
+            raise KeyError(
+                'The batch carries no cached teacher logits: with model.teacher_cache, train through '
+                'tools/train.py / gdkd_seg.runner.train, which add LoadTeacherLogits to the train '
+                'pipeline'
+            )
         logits = getattr(sample.teacher_logits, _field(name)).float()
         rows.append(F.pad(logits, (0, out_w - logits.shape[-1], 0, out_h - logits.shape[-2])))
     return torch.stack(rows)

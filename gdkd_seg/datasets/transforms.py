@@ -1,7 +1,7 @@
 """Data-pipeline transforms of gdkd-seg."""
+
 import numpy as np
 from mmcv.transforms import BaseTransform
-
 from mmseg.registry import TRANSFORMS
 
 
@@ -12,10 +12,12 @@ def bad_label_values(labels: np.ndarray, num_classes: int, ignore_index: int) ->
 
 
 def label_error(path, values, num_classes: int, ignore_index: int) -> str:
-    return (f'{path}: label values {values[:10]} are outside [0, {num_classes}) and not the ignore index '
-            f'{ignore_index}. Are the annotations in train ids (for Cityscapes the *_labelTrainIds.png maps of '
-            'tools/convert_cityscapes.py), is reduce_zero_label right for the data set, and does the config '
-            f'have the data set\'s class count ({num_classes} here)?')
+    return (
+        f'{path}: label values {values[:10]} are outside [0, {num_classes}) and not the ignore index '
+        f'{ignore_index}. Are the annotations in train ids (for Cityscapes the *_labelTrainIds.png maps of '
+        'tools/convert_cityscapes.py), is reduce_zero_label right for the data set, and does the config '
+        f"have the data set's class count ({num_classes} here)?"
+    )
 
 
 @TRANSFORMS.register_module()

@@ -1,4 +1,5 @@
 """The demo's report: ``results.md`` (the table users read) from the run summary (``results.json``)."""
+
 import statistics
 from typing import Dict, List
 
@@ -31,10 +32,14 @@ def results_markdown(summary: dict, methods: List) -> str:
         f'Every student: {summary["student_iters"]} iterations, batch 16, same lr, seeds '
         f'{", ".join(str(s) for s in summary["seeds"])}. mIoU on the val scenes (MMSeg IoUMetric, 11 classes).',
         '',
-        *([f'Overrides of every distilled method: {", ".join(f"`{k}={v}`" for k, v in overrides.items())}.', '']
-          if overrides else []),
+        *(
+            [f'Overrides of every distilled method: {", ".join(f"`{k}={v}`" for k, v in overrides.items())}.', '']
+            if overrides
+            else []
+        ),
         f'Teacher ({summary["teacher_config"]}, {teacher["iters"]} iterations): mIoU {teacher["mIoU"]:.2f}'
-        + (' (reused)' if teacher.get('reused') else f', trained in {fmt_duration(teacher["seconds"])}') + '.',
+        + (' (reused)' if teacher.get('reused') else f', trained in {fmt_duration(teacher["seconds"])}')
+        + '.',
         '',
         '| method | mIoU (mean ± std) | per seed | gain over student | wall-clock per run |',
         '|---|---|---|---|---|',
@@ -48,6 +53,8 @@ def results_markdown(summary: dict, methods: List) -> str:
         std = statistics.stdev(values) if len(values) > 1 else 0.0
         gain = '—' if method.key == methods[0].key else f'{mean - statistics.fmean(base):+.2f}'
         seconds = statistics.fmean(r['seconds'] for r in runs)
-        lines.append(f'| {method_label(method, overrides)} | {mean:.2f} ± {std:.2f} | '
-                     f'{" / ".join(f"{v:.2f}" for v in values)} | {gain} | {fmt_duration(seconds)} |')
+        lines.append(
+            f'| {method_label(method, overrides)} | {mean:.2f} ± {std:.2f} | '
+            f'{" / ".join(f"{v:.2f}" for v in values)} | {gain} | {fmt_duration(seconds)} |'
+        )
     return '\n'.join(lines) + '\n'

@@ -5,6 +5,7 @@ Every run goes through a config of ``configs/demo/`` and :func:`gdkd_seg.runner.
 ``demo_method = dict(key=..., label=..., order=..., default=True|False)``; the lowest ``order`` is the
 baseline (the student alone) that the gains are measured against.
 """
+
 import glob
 import hashlib
 import io
@@ -36,6 +37,7 @@ TEACHER_CONFIG = osp.join(CONFIG_DIR, 'teacher_deeplabv3_r18w32_digits.py')
 
 class Method(NamedTuple):
     """One row of the results table: a config trained for every seed (``distilled`` ones get the teacher)."""
+
     key: str
     label: str
     config: str
@@ -51,8 +53,16 @@ def demo_methods(config_dir: str = CONFIG_DIR) -> List[Method]:
         cfg = Config.fromfile(path)
         info = cfg.get('demo_method')
         if info is not None:
-            methods.append(Method(info['key'], info['label'], path, cfg.model.type == 'SegDistiller',
-                                  bool(info.get('default', False)), int(info['order'])))
+            methods.append(
+                Method(
+                    info['key'],
+                    info['label'],
+                    path,
+                    cfg.model.type == 'SegDistiller',
+                    bool(info.get('default', False)),
+                    int(info['order']),
+                )
+            )
     if not methods:
         raise FileNotFoundError(f'no config in {config_dir} declares demo_method')
     return sorted(methods, key=lambda m: m.order)
@@ -79,8 +89,10 @@ class ProgressFilter(io.TextIOBase):
 
     KEEP = re.compile(r'Iter\((train|val|test)\)|WARNING|ERROR|Traceback')
     # Benign warnings of the OpenMMLab stack that every run repeats.
-    DROP = re.compile(r'The prefix is not set in metric class|"FileClient" will be deprecated|'
-                      r'"HardDiskBackend" is the alias')
+    DROP = re.compile(
+        r'The prefix is not set in metric class|"FileClient" will be deprecated|'
+        r'"HardDiskBackend" is the alias'
+    )
 
     def __init__(self, out):
         self.out, self.buffer = out, ''
@@ -102,8 +114,12 @@ def schedule_options(iters: Optional[int]) -> dict:
     """Overrides that set the schedule length (None: the config's own)."""
     if iters is None:
         return {}
-    return {'train_cfg.max_iters': iters, 'train_cfg.val_interval': iters, 'param_scheduler.0.end': iters,
-            'default_hooks.checkpoint.interval': iters}
+    return {
+        'train_cfg.max_iters': iters,
+        'train_cfg.val_interval': iters,
+        'param_scheduler.0.end': iters,
+        'default_hooks.checkpoint.interval': iters,
+    }
 
 
 def last_checkpoint(run_dir: str) -> Optional[str]:
@@ -140,16 +156,28 @@ def _stem(path: str) -> str:
 
 
 def machine() -> dict:
-    return dict(cpu=platform.processor() or platform.machine(), torch_threads=torch.get_num_threads(),
-                cpu_count=os.cpu_count(), torch=torch.__version__)
+    return dict(
+        cpu=platform.processor() or platform.machine(),
+        torch_threads=torch.get_num_threads(),
+        cpu_count=os.cpu_count(),
+        torch=torch.__version__,
+    )
 
 
 class Demo:
     """The whole pipeline on digit scenes: :meth:`run` does the six stages and writes the report."""
 
-    def __init__(self, work_dir: str, data_root: str, schedule: Schedule, methods: List[Method],
-                 verbose: bool = False, overrides: Optional[dict] = None, wall_clock: bool = False,
-                 all_methods: Optional[List[Method]] = None):
+    def __init__(
+        self,
+        work_dir: str,
+        data_root: str,
+        schedule: Schedule,
+        methods: List[Method],
+        verbose: bool = False,
+        overrides: Optional[dict] = None,
+        wall_clock: bool = False,
+        all_methods: Optional[List[Method]] = None,
+    ):
         self.work_dir, self.data_root = work_dir, data_root
         self.schedule, self.methods, self.verbose = schedule, methods, verbose
         self.overrides = dict(overrides or {})  # cfg options of every distilled method
@@ -174,8 +202,9 @@ class Demo:
         """MMSeg's IoUMetric on the val scenes; returns the metrics."""
         name = f'{osp.basename(run_dir)}_test_{time.strftime("%Y%m%d_%H%M%S")}'
         with self._quiet():
-            return runner.test(config, checkpoint, dict(self.data_options(), experiment_name=name),
-                               work_dir=osp.join(run_dir, 'test'))
+            return runner.test(
+                config, checkpoint, dict(self.data_options(), experiment_name=name), work_dir=osp.join(run_dir, 'test')
+            )
 
     def run_dir(self, method: Method, seed: int) -> str:
         name = method.key
@@ -190,9 +219,11 @@ class Demo:
         _, generated = prepare_digit_scenes(self.data_root, **self.schedule.data)
         meta = read_meta(self.data_root)
         what = 'generated' if generated else 'reused'
-        stage(f'1/6 data: {what} {meta["num_train"]} train + {meta["num_val"]} val digit scenes '
-              f'({meta["size"]}x{meta["size"]}, generator v{meta["generator_version"]}) in {self.data_root} '
-              f'[{fmt_duration(time.time() - start)}]')
+        stage(
+            f'1/6 data: {what} {meta["num_train"]} train + {meta["num_val"]} val digit scenes '
+            f'({meta["size"]}x{meta["size"]}, generator v{meta["generator_version"]}) in {self.data_root} '
+            f'[{fmt_duration(time.time() - start)}]'
+        )
         return meta
 
     def teacher(self, data_meta: dict) -> dict:
@@ -207,9 +238,14 @@ class Demo:
         stage(f'2/6 teacher: training {_stem(TEACHER_CONFIG)} -> {run_dir}')
         checkpoint, seconds = self.train(TEACHER_CONFIG, run_dir, dict(options, **{'randomness.seed': 0}))
         metrics = self.evaluate(TEACHER_CONFIG, checkpoint, run_dir)
-        result = dict(checkpoint=checkpoint, mIoU=float(metrics['mIoU']), seconds=seconds,
-                      iters=Config.fromfile(TEACHER_CONFIG).train_cfg.max_iters
-                      if self.schedule.teacher_iters is None else self.schedule.teacher_iters)
+        result = dict(
+            checkpoint=checkpoint,
+            mIoU=float(metrics['mIoU']),
+            seconds=seconds,
+            iters=Config.fromfile(TEACHER_CONFIG).train_cfg.max_iters
+            if self.schedule.teacher_iters is None
+            else self.schedule.teacher_iters,
+        )
         with open(result_file, 'w') as f:
             json.dump(result, f, indent=1)
         stage(f'2/6 teacher: val mIoU {result["mIoU"]:.2f}, trained in {fmt_duration(seconds)}')
@@ -229,8 +265,9 @@ class Demo:
         stage(f'teacher cache: running the teacher over the train scenes -> {folder}')
         start = time.time()
         with self._quiet():
-            build_teacher_cache(cached.config, folder, dict(self.data_options(),
-                                                            **{'model.teacher_checkpoint': teacher['checkpoint']}))
+            build_teacher_cache(
+                cached.config, folder, dict(self.data_options(), **{'model.teacher_checkpoint': teacher['checkpoint']})
+            )
         seconds = time.time() - start
         with open(osp.join(folder, 'build.json'), 'w') as f:
             json.dump(dict(seconds=seconds), f)
@@ -258,11 +295,14 @@ class Demo:
         stage(f'wall-clock: {tag}, seed {seed} -> {run_dir}')
         _, seconds = self.train(method.config, run_dir, run_options)
         from .wallclock import read_timeline
+
         result = dict(method=method.key, seed=seed, seconds=seconds, timeline=read_timeline(run_dir))
         with open(osp.join(run_dir, 'result.json'), 'w') as f:
             json.dump(dict(key=key, result=result), f, indent=1)
-        stage(f'wall-clock: {tag}, seed {seed}: mIoU {result["timeline"][-1]["mIoU"]:.2f} after '
-              f'{fmt_duration(result["timeline"][-1]["train_seconds"])} of training')
+        stage(
+            f'wall-clock: {tag}, seed {seed}: mIoU {result["timeline"][-1]["mIoU"]:.2f} after '
+            f'{fmt_duration(result["timeline"][-1]["train_seconds"])} of training'
+        )
         return result
 
     def students(self, teacher: dict, data_meta: dict) -> List[dict]:
@@ -280,20 +320,25 @@ class Demo:
             previous = read_json(result_file)
             if previous and previous.get('key') == key and last_checkpoint(run_dir):
                 results.append(dict(previous['result'], run_dir=run_dir))
-                stage(f'4/6 {label}, seed {seed}: reusing {run_dir} (same config and data), '
-                      f'mIoU {previous["result"]["mIoU"]:.2f}')
+                stage(
+                    f'4/6 {label}, seed {seed}: reusing {run_dir} (same config and data), '
+                    f'mIoU {previous["result"]["mIoU"]:.2f}'
+                )
                 continue
             stage(f'3/6 train {i}/{len(runs)}: {label}, seed {seed} -> {run_dir}')
             checkpoint, seconds = self.train(method.config, run_dir, run_options)
             metrics = self.evaluate(method.config, checkpoint, run_dir)
-            results.append(dict(method=method.key, seed=seed, mIoU=float(metrics['mIoU']), seconds=seconds,
-                                run_dir=run_dir))
+            results.append(
+                dict(method=method.key, seed=seed, mIoU=float(metrics['mIoU']), seconds=seconds, run_dir=run_dir)
+            )
             with open(result_file, 'w') as f:
                 json.dump(dict(key=key, result=results[-1]), f, indent=1)
             elapsed = time.time() - start
-            stage(f'4/6 evaluated {label}, seed {seed}: mIoU {metrics["mIoU"]:.2f} '
-                  f'(trained in {fmt_duration(seconds)}; remaining runs about '
-                  f'{fmt_duration(elapsed / i * (len(runs) - i))})')
+            stage(
+                f'4/6 evaluated {label}, seed {seed}: mIoU {metrics["mIoU"]:.2f} '
+                f'(trained in {fmt_duration(seconds)}; remaining runs about '
+                f'{fmt_duration(elapsed / i * (len(runs) - i))})'
+            )
         return results
 
     def partitions(self, teacher: dict, runs: List[dict], num_images: int = 4) -> str:
@@ -306,9 +351,16 @@ class Demo:
         images = sorted(os.listdir(osp.join(self.data_root, 'img_dir', 'val')))[:num_images]
         with self._quiet():
             for name in images:
-                visualize_partitions(config, checkpoint, osp.join(self.data_root, 'img_dir', 'val', name), out_dir,
-                                     ann=osp.join(self.data_root, 'ann_dir', 'val', name), device='cpu',
-                                     panel_width=256, options=dict(options, **self.data_options()))
+                visualize_partitions(
+                    config,
+                    checkpoint,
+                    osp.join(self.data_root, 'img_dir', 'val', name),
+                    out_dir,
+                    ann=osp.join(self.data_root, 'ann_dir', 'val', name),
+                    device='cpu',
+                    panel_width=256,
+                    options=dict(options, **self.data_options()),
+                )
         stage(f'5/6 partitions: {len(images)} val scenes drawn in {out_dir}')
         return out_dir
 
@@ -320,12 +372,20 @@ class Demo:
         runs = self.students(teacher, data_meta)
         partitions = self.partitions(teacher, runs)
         wall_clock = run_matched_wall_clock(self, teacher, data_meta) if self.wall_clock else None
-        summary = dict(command=' '.join(['python', 'tools/demo.py'] + sys.argv[1:]), data=data_meta,
-                       teacher=teacher, teacher_config=_stem(TEACHER_CONFIG), runs=runs, overrides=self.overrides,
-                       seeds=list(self.schedule.seeds), partitions=partitions, wall_clock=wall_clock,
-                       student_iters=self.schedule.student_iters or
-                       Config.fromfile(self.methods[0].config).train_cfg.max_iters,
-                       total_seconds=time.time() - start, machine=machine())
+        summary = dict(
+            command=' '.join(['python', 'tools/demo.py'] + sys.argv[1:]),
+            data=data_meta,
+            teacher=teacher,
+            teacher_config=_stem(TEACHER_CONFIG),
+            runs=runs,
+            overrides=self.overrides,
+            seeds=list(self.schedule.seeds),
+            partitions=partitions,
+            wall_clock=wall_clock,
+            student_iters=self.schedule.student_iters or Config.fromfile(self.methods[0].config).train_cfg.max_iters,
+            total_seconds=time.time() - start,
+            machine=machine(),
+        )
         with open(osp.join(self.work_dir, 'results.json'), 'w') as f:
             json.dump(summary, f, indent=1)
         table = results_markdown(summary, self.methods)

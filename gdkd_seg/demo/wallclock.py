@@ -8,6 +8,7 @@ as many iterations as fit in each GDKD run's training time (its time per iterati
 at the demo's iterations). Every run validates every ``VAL_EVERY`` iterations and records the training time
 (validation excluded) at each validation (``ValTimelineHook``), which the plot draws.
 """
+
 import json
 import os.path as osp
 import statistics
@@ -23,8 +24,13 @@ VAL_EVERY = 100
 
 def timeline_options(config: str, iters: int) -> dict:
     hooks = list(Config.fromfile(config).get('custom_hooks') or [])
-    return {'train_cfg.max_iters': iters, 'train_cfg.val_interval': VAL_EVERY, 'param_scheduler.0.end': iters,
-            'default_hooks.checkpoint.interval': iters, 'custom_hooks': hooks + [dict(type='ValTimelineHook')]}
+    return {
+        'train_cfg.max_iters': iters,
+        'train_cfg.val_interval': VAL_EVERY,
+        'param_scheduler.0.end': iters,
+        'default_hooks.checkpoint.interval': iters,
+        'custom_hooks': hooks + [dict(type='ValTimelineHook')],
+    }
 
 
 def read_timeline(run_dir: str) -> List[dict]:
@@ -37,29 +43,44 @@ def summarize(rows: Dict[str, List[dict]]) -> List[dict]:
     out = []
     for label, runs in rows.items():
         values = [r['timeline'][-1]['mIoU'] for r in runs]
-        out.append(dict(label=label, iters=runs[0]['iters'], values=values, mean=statistics.fmean(values),
-                        std=statistics.stdev(values) if len(values) > 1 else 0.0,
-                        seconds=statistics.fmean(r['timeline'][-1]['train_seconds'] for r in runs)))
+        out.append(
+            dict(
+                label=label,
+                iters=runs[0]['iters'],
+                values=values,
+                mean=statistics.fmean(values),
+                std=statistics.stdev(values) if len(values) > 1 else 0.0,
+                seconds=statistics.fmean(r['timeline'][-1]['train_seconds'] for r in runs),
+            )
+        )
     return out
 
 
 def wall_clock_markdown(summary: List[dict], cache_seconds: float, command: str) -> str:
-    lines = ['# Matched wall-clock: the student alone for as long as GDKD trains', '',
-             f'Command: `{command}`. Training time excludes validation (every {VAL_EVERY} iterations) and, for the '
-             f'cached runs, the one-off cache build ({fmt_duration(cache_seconds)} for the 8,000 train scenes).', '',
-             '| run | iterations | val mIoU (mean ± std) | per seed | training time per run |',
-             '|---|---:|---|---|---:|']
+    lines = [
+        '# Matched wall-clock: the student alone for as long as GDKD trains',
+        '',
+        f'Command: `{command}`. Training time excludes validation (every {VAL_EVERY} iterations) and, for the '
+        f'cached runs, the one-off cache build ({fmt_duration(cache_seconds)} for the 8,000 train scenes).',
+        '',
+        '| run | iterations | val mIoU (mean ± std) | per seed | training time per run |',
+        '|---|---:|---|---|---:|',
+    ]
     for row in summary:
-        lines.append(f'| {row["label"]} | {row["iters"]} | {row["mean"]:.2f} ± {row["std"]:.2f} | '
-                     f'{" / ".join(f"{v:.2f}" for v in row["values"])} | {fmt_duration(row["seconds"])} |')
+        lines.append(
+            f'| {row["label"]} | {row["iters"]} | {row["mean"]:.2f} ± {row["std"]:.2f} | '
+            f'{" / ".join(f"{v:.2f}" for v in row["values"])} | {fmt_duration(row["seconds"])} |'
+        )
     return '\n'.join(lines) + '\n'
 
 
 def plot(rows: Dict[str, List[dict]], path: str) -> str:
     """Val mIoU against training time, the mean over seeds at each validation."""
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for label, runs in rows.items():
         points = min(len(r['timeline']) for r in runs)
@@ -80,6 +101,7 @@ def plot(rows: Dict[str, List[dict]], path: str) -> str:
 def run_matched_wall_clock(demo, teacher: dict, data_meta: dict) -> dict:
     """The runs, the table (``wall_clock.md``), the plot (``wall_clock.png``) and ``wall_clock.json``."""
     from .runs import stage
+
     methods = {m.key: m for m in demo.all_methods}
     student, live, cached = methods['student'], methods['GDKD'], methods['GDKD-cached']
     iters = demo.default_student_iters()
@@ -88,9 +110,20 @@ def run_matched_wall_clock(demo, teacher: dict, data_meta: dict) -> dict:
     rows: Dict[str, List[dict]] = {}
 
     def runs(label, method, n_iters):
-        rows[label] = [dict(demo.timed_run(method, seed, teacher, data_meta, timeline_options(method.config, n_iters),
-                                           f'{method.key}-{n_iters}it'), iters=n_iters)
-                       for seed in demo.schedule.seeds]
+        rows[label] = [
+            dict(
+                demo.timed_run(
+                    method,
+                    seed,
+                    teacher,
+                    data_meta,
+                    timeline_options(method.config, n_iters),
+                    f'{method.key}-{n_iters}it',
+                ),
+                iters=n_iters,
+            )
+            for seed in demo.schedule.seeds
+        ]
         return rows[label]
 
     base = runs(f'student alone, {iters} it (as many iterations)', student, iters)
@@ -106,10 +139,18 @@ def run_matched_wall_clock(demo, teacher: dict, data_meta: dict) -> dict:
     with open(osp.join(demo.work_dir, 'wall_clock.md'), 'w') as f:
         f.write(table)
     with open(osp.join(demo.work_dir, 'wall_clock.json'), 'w') as f:
-        json.dump(dict(rows=rows, summary=summary, cache_dir=cache_dir, cache_seconds=cache_seconds,
-                       seconds_per_student_iter=per_iter), f, indent=1)
+        json.dump(
+            dict(
+                rows=rows,
+                summary=summary,
+                cache_dir=cache_dir,
+                cache_seconds=cache_seconds,
+                seconds_per_student_iter=per_iter,
+            ),
+            f,
+            indent=1,
+        )
     picture = plot(rows, osp.join(demo.work_dir, 'wall_clock.png'))
-    stage(f'wall-clock: {osp.join(demo.work_dir, "wall_clock.md")} and {picture} '
-          f'({fmt_duration(time.time() - start)})')
+    stage(f'wall-clock: {osp.join(demo.work_dir, "wall_clock.md")} and {picture} ({fmt_duration(time.time() - start)})')
     print(table, flush=True)
     return dict(summary=summary, cache_seconds=cache_seconds)

@@ -1,4 +1,5 @@
 """MMEngine hooks of the distillers."""
+
 import json
 import os.path as osp
 import time
@@ -6,7 +7,6 @@ import time
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.utils import ProgressBar
-
 from mmpretrain.registry import HOOKS as MMPRETRAIN_HOOKS
 from mmseg.registry import HOOKS
 
@@ -39,8 +39,7 @@ class DistillerHook(Hook):
         model = _unwrap(runner.model)
         if getattr(model, 'val_teacher', False) and runner.val_loop is not None:
             metrics = evaluate_teacher(runner)
-            runner.logger.info('Teacher on the val set: ' +
-                               ', '.join(f'{k}: {v:.4f}' for k, v in metrics.items()))
+            runner.logger.info('Teacher on the val set: ' + ', '.join(f'{k}: {v:.4f}' for k, v in metrics.items()))
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         model = _unwrap(runner.model)
@@ -87,8 +86,9 @@ class ValTimelineHook(Hook):
             return
         now = time.perf_counter()
         train_seconds = now - self._start - self._val_seconds - (now - self._val_start)
-        self.points.append(dict(iter=runner.iter, train_seconds=train_seconds,
-                                **{k: float(v) for k, v in (metrics or {}).items()}))
+        self.points.append(
+            dict(iter=runner.iter, train_seconds=train_seconds, **{k: float(v) for k, v in (metrics or {}).items()})
+        )
 
     def after_val(self, runner):
         if self._val_start is not None:

@@ -1,5 +1,6 @@
 """Hooks that keep a run honest: training stops at the first non-finite loss, and a resumed run continues with
 the random state it stopped with (``gdkd_seg.runner.train`` adds both to every config)."""
+
 import math
 import random
 from typing import Optional
@@ -9,7 +10,6 @@ import torch
 from mmengine.dist import all_gather_object, get_dist_info
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS as MMPRETRAIN_HOOKS
-
 from mmseg.registry import HOOKS
 
 
@@ -42,7 +42,8 @@ class NonFiniteLossHook(Hook):
             f'Training stopped at iteration {runner.iter + 1}: {", ".join(f"{n} = {bad[n]}" for n in terms)}. '
             'No checkpoint was written for this iteration; the last one in the work dir is the last good one. '
             'Check the data (tools/test.py checks the labels), the teacher checkpoint, the learning rate and '
-            'the loss weights, then --resume.')
+            'the loss weights, then --resume.'
+        )
 
 
 def random_states() -> dict:
@@ -88,8 +89,8 @@ class RandomStateHook(Hook):
     exactly where the interrupted run stopped.
 
     The states saved are those of every rank at the end of the last finished iteration (an emergency
-    checkpoint written mid-iteration saves them too). Validation runs between an iteration and the next one's batch, so it is
-    made neutral: the states are put back after it. An iteration-based resume restores the states after the
+    checkpoint written mid-iteration saves them too). Validation runs between an iteration and the next one's batch,
+    so it is made neutral: the states are put back after it. An iteration-based resume restores the states after the
     train loop has advanced the dataloader past the trained batches (which draws random numbers for their
     augmentation), right before the next batch is loaded; an epoch-based one before its first epoch.
     """
@@ -125,8 +126,10 @@ class RandomStateHook(Hook):
         if saved is None:
             return
         if len(saved) != world_size:
-            runner.logger.warning(f'The checkpoint holds the random states of {len(saved)} processes, this run '
-                                  f'has {world_size}: random ops continue from fresh states')
+            runner.logger.warning(
+                f'The checkpoint holds the random states of {len(saved)} processes, this run '
+                f'has {world_size}: random ops continue from fresh states'
+            )
             return
         self._pending = (checkpoint.get('meta', {}).get('iter'), saved[rank])
 

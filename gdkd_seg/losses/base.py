@@ -4,16 +4,22 @@ A loss is a pure function of tensors: ``loss.forward_terms(student_logits, teach
 its weighted terms, ``loss(...)`` their sum. It never sees a network; what it compares is recorded by
 the distiller (``gdkd_seg.models.BaseDistiller``).
 """
+
 import math
 from numbers import Real
 from typing import Dict, Optional, Union
 
 import torch.nn as nn
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
-from .functional import (RESIZE_MODES, align_logits_and_labels, check_labels_in_range,
-                         flatten_logits_and_labels, masked_mean)
+from .functional import (
+    RESIZE_MODES,
+    align_logits_and_labels,
+    check_labels_in_range,
+    flatten_logits_and_labels,
+    masked_mean,
+)
 
 
 def _check_number(name: str, value, ok, what: str) -> float:
@@ -41,9 +47,11 @@ def check_topk(topk) -> int:
 def check_topk_below_classes(method: str, topk: int, student_logits: Tensor, teacher_logits: Tensor) -> None:
     num_classes = student_logits.shape[1]
     if topk >= num_classes:
-        raise ValueError(f'{method} needs topk < C, got topk={topk} for student logits '
-                         f'{tuple(student_logits.shape)} and teacher logits {tuple(teacher_logits.shape)} '
-                         f'(C={num_classes})')
+        raise ValueError(
+            f'{method} needs topk < C, got topk={topk} for student logits '
+            f'{tuple(student_logits.shape)} and teacher logits {tuple(teacher_logits.shape)} '
+            f'(C={num_classes})'
+        )
 
 
 def check_resize_mode(resize_mode: str) -> str:
@@ -59,8 +67,10 @@ def build_teacher_scaling(cfg: Optional[Union[dict, nn.Module]]) -> Optional[nn.
         return cfg
     if isinstance(cfg, dict):
         return MODELS.build(dict(dict(type='TopKScaling'), **cfg))
-    raise TypeError("teacher_scaling must be None, a config dict such as dict(type='TopKScaling', k=5) or an "
-                    f'nn.Module, got {type(cfg).__name__}')
+    raise TypeError(
+        "teacher_scaling must be None, a config dict such as dict(type='TopKScaling', k=5) or an "
+        f'nn.Module, got {type(cfg).__name__}'
+    )
 
 
 class LogitDistillLoss(nn.Module):
@@ -83,9 +93,15 @@ class LogitDistillLoss(nn.Module):
 
     needs_labels = False
 
-    def __init__(self, loss_weight: float = 1.0, loss_name: str = 'loss', ignore_index: Optional[int] = 255,
-                 resize_mode: str = 'logits', teacher_scaling: Optional[Union[dict, nn.Module]] = None,
-                 fused: bool = False):
+    def __init__(
+        self,
+        loss_weight: float = 1.0,
+        loss_name: str = 'loss',
+        ignore_index: Optional[int] = 255,
+        resize_mode: str = 'logits',
+        teacher_scaling: Optional[Union[dict, nn.Module]] = None,
+        fused: bool = False,
+    ):
         super().__init__()
         self.loss_weight = check_non_negative('loss_weight', loss_weight)
         self.ignore_index = ignore_index
@@ -103,28 +119,36 @@ class LogitDistillLoss(nn.Module):
         """``(P,)`` terms of the valid rows, weighted by the loss's own weights (not ``loss_weight``)."""
         raise NotImplementedError
 
-    def fused_terms(self, student: Tensor, teacher: Tensor, labels: Optional[Tensor],
-                    valid: Optional[Tensor]) -> Dict[str, Tensor]:
+    def fused_terms(
+        self, student: Tensor, teacher: Tensor, labels: Optional[Tensor], valid: Optional[Tensor]
+    ) -> Dict[str, Tensor]:
         """The terms (times ``loss_weight``) from aligned logits, by the fused kernels."""
         raise NotImplementedError
 
     # -- the two paths ---------------------------------------------------------------------------------
 
-    def forward_terms(self, student_logits: Tensor, teacher_logits: Tensor,
-                      gt: Optional[Tensor] = None) -> Dict[str, Tensor]:
+    def forward_terms(
+        self, student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor] = None
+    ) -> Dict[str, Tensor]:
         """The weighted terms: ``{name: scalar}``, summing to the loss."""
         if self.needs_labels and gt is None:
-            raise ValueError(f'{self.method} needs labels: pass gt, (N, H, W) segmentation labels or (N,) '
-                             'class labels')
-        fused = (self.fused and not teacher_logits.requires_grad and student_logits.dim() in (2, 4)
-                 and student_logits.shape[1] >= 2 and student_logits.shape[0] > 0)  # an empty batch: plain
+            raise ValueError(f'{self.method} needs labels: pass gt, (N, H, W) segmentation labels or (N,) class labels')
+        fused = (
+            self.fused
+            and not teacher_logits.requires_grad
+            and student_logits.dim() in (2, 4)
+            and student_logits.shape[1] >= 2
+            and student_logits.shape[0] > 0
+        )  # an empty batch: plain
         if fused and self.teacher_scaling is None:
             student, teacher, labels, valid = align_logits_and_labels(
-                student_logits, teacher_logits, gt, self.ignore_index, self.resize_mode)
+                student_logits, teacher_logits, gt, self.ignore_index, self.resize_mode
+            )
             self.check_inputs(student_logits, teacher_logits, gt)  # labels: in the kernels' own pass
             return self.fused_terms(student, teacher, labels, valid)
-        zs, zt, labels, valid = flatten_logits_and_labels(student_logits, teacher_logits, gt, self.ignore_index,
-                                                          self.resize_mode)
+        zs, zt, labels, valid = flatten_logits_and_labels(
+            student_logits, teacher_logits, gt, self.ignore_index, self.resize_mode
+        )
         self.check_inputs(student_logits, teacher_logits, gt)
         if self.needs_labels:  # before teacher_scaling reads them
             check_labels_in_range(labels, valid, student_logits.shape[1], self.ignore_index, self.method)
@@ -140,8 +164,7 @@ class LogitDistillLoss(nn.Module):
 
     def weighted_means(self, per_position: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """``loss_weight`` x mean over the rows of each ``(P,)`` term."""
-        return {name: self.loss_weight * masked_mean(value, value.shape[0])
-                for name, value in per_position.items()}
+        return {name: self.loss_weight * masked_mean(value, value.shape[0]) for name, value in per_position.items()}
 
     def forward(self, student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor] = None) -> Tensor:
         return sum(self.forward_terms(student_logits, teacher_logits, gt).values())
@@ -157,5 +180,4 @@ class LogitDistillLoss(nn.Module):
         return self._loss_name
 
     def extra_repr(self) -> str:
-        return (f'loss_weight={self.loss_weight}, ignore_index={self.ignore_index}, '
-                f'resize_mode={self.resize_mode!r}')
+        return f'loss_weight={self.loss_weight}, ignore_index={self.ignore_index}, resize_mode={self.resize_mode!r}'

@@ -1,15 +1,15 @@
 """CWD: channel-wise distillation (Shu et al., ICCV 2021)."""
+
 from typing import Dict, Optional
 
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
 from .base import LogitDistillLoss, check_positive
 from .functional import align_logits_and_labels, grouped_kl
 
 
-def cwd_per_channel(student_maps: Tensor, teacher_maps: Tensor, valid: Tensor,
-                    tau: float) -> Tensor:
+def cwd_per_channel(student_maps: Tensor, teacher_maps: Tensor, valid: Tensor, tau: float) -> Tensor:
     """``(N, C)`` of ``tau^2 KL(teacher || student)`` of the spatial softmax.
 
     The softmax of each image and channel runs over that image's valid
@@ -19,9 +19,9 @@ def cwd_per_channel(student_maps: Tensor, teacher_maps: Tensor, valid: Tensor,
     # group 0 = valid positions, 1 = ignored: the within-group KL of group 0
     # is the KL of the spatial softmaxes restricted to the valid positions
     group_ids = (~valid).long().reshape(n, 1, h * w).expand(n, c, h * w)
-    _, within_kl = grouped_kl(student_maps.reshape(n * c, h * w),
-                              teacher_maps.reshape(n * c, h * w),
-                              group_ids.reshape(n * c, h * w), 2, tau)
+    _, within_kl = grouped_kl(
+        student_maps.reshape(n * c, h * w), teacher_maps.reshape(n * c, h * w), group_ids.reshape(n * c, h * w), 2, tau
+    )
     return tau**2 * within_kl[:, 0].reshape(n, c)
 
 
@@ -46,21 +46,26 @@ class CWDLoss(LogitDistillLoss):
         loss_name (str): name of the loss item.
     """
 
-    def __init__(self, tau: float = 1.0, loss_weight: float = 1.0,
-                 ignore_index: Optional[int] = 255,
-                 resize_mode: str = 'logits', loss_name: str = 'loss_cwd'):
+    def __init__(
+        self,
+        tau: float = 1.0,
+        loss_weight: float = 1.0,
+        ignore_index: Optional[int] = 255,
+        resize_mode: str = 'logits',
+        loss_name: str = 'loss_cwd',
+    ):
         super().__init__(loss_weight, loss_name, ignore_index, resize_mode)
         self.tau = check_positive('tau', tau)
 
-    def forward_terms(self, student_logits: Tensor, teacher_logits: Tensor,
-                      gt: Optional[Tensor] = None) -> Dict[str, Tensor]:
+    def forward_terms(
+        self, student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor] = None
+    ) -> Dict[str, Tensor]:
         """Returns ``{'cwd'}``, a weighted scalar."""
         if student_logits.dim() == 2:
-            raise ValueError('CWD needs (N, C, H, W) maps, got student logits '
-                             f'of shape {tuple(student_logits.shape)}')
+            raise ValueError(f'CWD needs (N, C, H, W) maps, got student logits of shape {tuple(student_logits.shape)}')
         student, teacher, _, valid = align_logits_and_labels(
-            student_logits, teacher_logits, gt, self.ignore_index,
-            self.resize_mode)
+            student_logits, teacher_logits, gt, self.ignore_index, self.resize_mode
+        )
         per_channel = cwd_per_channel(student, teacher, valid, self.tau)
         num_images = int(valid.flatten(1).any(dim=1).sum())
         cwd = per_channel.sum() / max(num_images * per_channel.shape[1], 1)

@@ -1,15 +1,15 @@
 """DIST: knowledge distillation from a stronger teacher (Huang et al.,
 NeurIPS 2022), with the valid pixels of the batch as the samples."""
+
 from typing import Dict, Optional
 
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
 from .base import LogitDistillLoss, check_non_negative, check_positive
 
 
-def pearson_correlation(a: Tensor, b: Tensor, dim: int,
-                        eps: float = 1e-8) -> Tensor:
+def pearson_correlation(a: Tensor, b: Tensor, dim: int, eps: float = 1e-8) -> Tensor:
     """Pearson correlation of ``a`` and ``b`` along ``dim``.
 
     The norm product is clamped at ``eps`` rather than offset by it (as the
@@ -37,8 +37,7 @@ def dist_terms(zs: Tensor, zt: Tensor, tau: float) -> Dict[str, Tensor]:
     ys = (zs / tau).softmax(dim=1)
     yt = (zt / tau).softmax(dim=1)
     inter = 1 - pearson_correlation(ys, yt, dim=1).mean()
-    intra = 1 - pearson_correlation(ys, yt, dim=0).mean() \
-        if num_rows > 1 else zero
+    intra = 1 - pearson_correlation(ys, yt, dim=0).mean() if num_rows > 1 else zero
     return dict(inter=tau**2 * inter, intra=tau**2 * intra)
 
 
@@ -66,10 +65,16 @@ class DISTLoss(LogitDistillLoss):
         loss_name (str): name of the loss item.
     """
 
-    def __init__(self, beta: float = 1.0, gamma: float = 1.0,
-                 tau: float = 1.0, loss_weight: float = 1.0,
-                 ignore_index: Optional[int] = 255,
-                 resize_mode: str = 'logits', loss_name: str = 'loss_dist'):
+    def __init__(
+        self,
+        beta: float = 1.0,
+        gamma: float = 1.0,
+        tau: float = 1.0,
+        loss_weight: float = 1.0,
+        ignore_index: Optional[int] = 255,
+        resize_mode: str = 'logits',
+        loss_name: str = 'loss_dist',
+    ):
         super().__init__(loss_weight, loss_name, ignore_index, resize_mode)
         self.beta = check_non_negative('beta', beta)
         self.gamma = check_non_negative('gamma', gamma)
@@ -78,9 +83,9 @@ class DISTLoss(LogitDistillLoss):
     def plain_terms(self, zs: Tensor, zt: Tensor, labels: Optional[Tensor]) -> Dict[str, Tensor]:
         """``{'inter', 'intra'}``, each a weighted scalar (not a mean of per-row terms)."""
         terms = dist_terms(zs, zt, self.tau)
-        return dict(inter=self.loss_weight * self.beta * terms['inter'],
-                    intra=self.loss_weight * self.gamma * terms['intra'])
+        return dict(
+            inter=self.loss_weight * self.beta * terms['inter'], intra=self.loss_weight * self.gamma * terms['intra']
+        )
 
     def extra_repr(self) -> str:
-        return (f'beta={self.beta}, gamma={self.gamma}, tau={self.tau}, '
-                + super().extra_repr())
+        return f'beta={self.beta}, gamma={self.gamma}, tau={self.tau}, ' + super().extra_repr()

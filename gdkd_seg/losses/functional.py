@@ -8,6 +8,7 @@
 * :func:`grouped_kl` computes the group-mass KL and the within-group KLs for any partition of the
   classes given as integer group ids; :func:`kl_per_row` is the plain KL.
 """
+
 from typing import Optional, Tuple
 
 import torch
@@ -31,14 +32,15 @@ def _check_shapes(student: Tensor, teacher: Tensor, gt: Optional[Tensor]) -> Opt
     if student.dim() not in (2, 4):
         raise ValueError(f'expected student logits of shape (N, C) or (N, C, H, W), got {s_shape}')
     if teacher.dim() != student.dim():
-        raise ValueError('student and teacher logits must have the same rank, '
-                         f'got student {s_shape} and teacher {t_shape}')
+        raise ValueError(
+            f'student and teacher logits must have the same rank, got student {s_shape} and teacher {t_shape}'
+        )
     if s_shape[1] != t_shape[1]:
-        raise ValueError(f'student and teacher logits have different class counts: student {s_shape}, '
-                         f'teacher {t_shape}')
+        raise ValueError(
+            f'student and teacher logits have different class counts: student {s_shape}, teacher {t_shape}'
+        )
     if s_shape[0] != t_shape[0]:
-        raise ValueError(f'student and teacher logits have different batch sizes: student {s_shape}, '
-                         f'teacher {t_shape}')
+        raise ValueError(f'student and teacher logits have different batch sizes: student {s_shape}, teacher {t_shape}')
     if gt is None:
         return None
     g_shape = tuple(gt.shape)
@@ -50,8 +52,7 @@ def _check_shapes(student: Tensor, teacher: Tensor, gt: Optional[Tensor]) -> Opt
         if gt.dim() == 4 and g_shape[1] == 1:  # mmseg-style (N, 1, H, W)
             gt = gt[:, 0]
         if gt.dim() != 3:
-            raise ValueError(f'(N, C, H, W) logits need (N, H, W) labels, got labels {g_shape} for logits '
-                             f'{s_shape}')
+            raise ValueError(f'(N, C, H, W) logits need (N, H, W) labels, got labels {g_shape} for logits {s_shape}')
     if gt.shape[0] != s_shape[0]:
         raise ValueError(f'labels and logits have different batch sizes: labels {g_shape}, logits {s_shape}')
     if gt.is_floating_point() or gt.is_complex():
@@ -73,9 +74,13 @@ def _nearest_labels(gt: Tensor, size) -> Tensor:
     return resized[:, 0].long()
 
 
-def align_logits_and_labels(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor] = None,
-                            ignore_index: Optional[int] = 255, resize_mode: str = 'logits'
-                            ) -> Tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
+def align_logits_and_labels(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    gt: Optional[Tensor] = None,
+    ignore_index: Optional[int] = 255,
+    resize_mode: str = 'logits',
+) -> Tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
     """Bring logits and labels to one spatial size.
 
     Returns ``(student, teacher, labels, valid)``: ``(N, C, H, W)`` logits in the compute dtype (float32,
@@ -115,16 +120,21 @@ def rows(maps: Tensor) -> Tensor:
     return maps.permute(0, 2, 3, 1).reshape(-1, maps.shape[1])
 
 
-def flatten_logits_and_labels(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor] = None,
-                              ignore_index: Optional[int] = 255, resize_mode: str = 'logits'
-                              ) -> Tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
+def flatten_logits_and_labels(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    gt: Optional[Tensor] = None,
+    ignore_index: Optional[int] = 255,
+    resize_mode: str = 'logits',
+) -> Tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
     """As :func:`align_logits_and_labels`, flattened to rows.
 
     Returns ``(zs, zt, labels, valid)`` with ``(P, C)`` logits, ``(P,)`` labels (or ``None``) and a
     ``(P,)`` bool mask, ``P = N * H * W`` (``P = N`` for ``(N, C)`` inputs).
     """
-    student, teacher, labels, valid = align_logits_and_labels(student_logits, teacher_logits, gt,
-                                                              ignore_index, resize_mode)
+    student, teacher, labels, valid = align_logits_and_labels(
+        student_logits, teacher_logits, gt, ignore_index, resize_mode
+    )
     labels = None if labels is None else labels.reshape(-1)
     return rows(student), rows(teacher), labels, valid.reshape(-1)
 
@@ -132,12 +142,15 @@ def flatten_logits_and_labels(student_logits: Tensor, teacher_logits: Tensor, gt
 def check_label_bounds(lowest, highest, num_classes: int, ignore_index: Optional[int], method: str) -> None:
     """The smallest and largest label counted in the loss must name classes: ``0 <= label < C``."""
     if lowest < 0 or highest >= num_classes:
-        raise ValueError(f'{method} labels must lie in [0, {num_classes}) outside ignore_index={ignore_index}, '
-                         f'got values in [{int(lowest)}, {int(highest)}]')
+        raise ValueError(
+            f'{method} labels must lie in [0, {num_classes}) outside ignore_index={ignore_index}, '
+            f'got values in [{int(lowest)}, {int(highest)}]'
+        )
 
 
-def check_labels_in_range(labels: Tensor, valid: Tensor, num_classes: int, ignore_index: Optional[int],
-                          method: str) -> None:
+def check_labels_in_range(
+    labels: Tensor, valid: Tensor, num_classes: int, ignore_index: Optional[int], method: str
+) -> None:
     """Every label counted in the loss must name a class (the fused kernels find the bounds in their own
     pass and call :func:`check_label_bounds`)."""
     if labels.numel() == 0:
@@ -185,8 +198,9 @@ def _xlogy_ratio(p: Tensor, log_p: Tensor, log_q: Tensor) -> Tensor:
     return torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p))
 
 
-def grouped_kl(student_logits: Tensor, teacher_logits: Tensor, group_ids: Tensor, num_groups: int,
-               temperature: float = 1.0) -> Tuple[Tensor, Tensor]:
+def grouped_kl(
+    student_logits: Tensor, teacher_logits: Tensor, group_ids: Tensor, num_groups: int, temperature: float = 1.0
+) -> Tuple[Tensor, Tensor]:
     """KL between group masses and within each group, per row.
 
     Args:
@@ -205,7 +219,8 @@ def grouped_kl(student_logits: Tensor, teacher_logits: Tensor, group_ids: Tensor
     ls = student_logits / temperature
     lt = teacher_logits / temperature
     counts = torch.zeros(ls.shape[0], num_groups, dtype=ls.dtype, device=ls.device).scatter_add_(
-        1, group_ids, torch.ones_like(ls))
+        1, group_ids, torch.ones_like(ls)
+    )
     nonempty = counts > 0
 
     lse_s = _group_logsumexp(ls, group_ids, num_groups, nonempty)
@@ -227,8 +242,7 @@ def grouped_kl(student_logits: Tensor, teacher_logits: Tensor, group_ids: Tensor
     return mass_kl, within_kl
 
 
-def kl_per_row(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0,
-               dim: int = 1) -> Tensor:
+def kl_per_row(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0, dim: int = 1) -> Tensor:
     """KL(softmax(z_t/T) || softmax(z_s/T)) along ``dim`` (no T^2)."""
     log_ps = F.log_softmax(student_logits / temperature, dim=dim)
     log_pt = F.log_softmax(teacher_logits / temperature, dim=dim)

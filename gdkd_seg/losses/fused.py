@@ -42,6 +42,7 @@ they are; ``'auto'`` (the default) compiles for inputs of at least
 compilation fails. Set the environment variable ``GDKD_SEG_COMPILE=0`` to
 never compile.
 """
+
 import os
 import warnings
 from typing import Dict, Optional, Sequence, Tuple
@@ -65,8 +66,7 @@ _compile_failed = False
 # kernels (pure torch; reductions along dim 1, keepdim; no bool tensors in
 # or out, since Inductor's CPU code stores bool masks slowly)
 # ----------------------------------------------------------------------------
-def _topk_partition_kernel(teacher: Tensor, k: int,
-                           valid: Optional[Tensor]) -> Tuple[Tensor, ...]:
+def _topk_partition_kernel(teacher: Tensor, k: int, valid: Optional[Tensor]) -> Tuple[Tensor, ...]:
     """GDKD's partition and position bookkeeping in one compiled call:
     ``kth`` (the k-th largest distinct value along dim 1), ``include`` (1.0
     at the valid positions where exactly k classes reach ``kth``), ``tied``
@@ -75,16 +75,14 @@ def _topk_partition_kernel(teacher: Tensor, k: int,
     CPU code writes bool tensors slowly."""
     kth = teacher.amax(1, keepdim=True)
     for _ in range(k - 1):
-        kth = torch.where(teacher < kth, teacher, NEG_INF).amax(1,
-                                                                 keepdim=True)
+        kth = torch.where(teacher < kth, teacher, NEG_INF).amax(1, keepdim=True)
     count = (teacher >= kth).to(teacher.dtype).sum(1, keepdim=True)
     valid = torch.ones_like(kth) if valid is None else valid.to(kth.dtype)
     tied = torch.where(count != k, valid, 0)
     return kth, valid - tied, tied, valid.sum(), tied.sum()
 
 
-def _label_partition_kernel(labels: Tensor, valid: Optional[Tensor],
-                            dtype: torch.dtype) -> Tuple[Tensor, ...]:
+def _label_partition_kernel(labels: Tensor, valid: Optional[Tensor], dtype: torch.dtype) -> Tuple[Tensor, ...]:
     """DKD's partition and bookkeeping: the labels as int32 (0 where not valid; int32 compares vectorize
     as wide as float32), ``include`` (1.0 where valid), the number of valid positions, and the smallest and
     largest valid label (their range is checked on the way, for free)."""
@@ -100,19 +98,16 @@ def _in_group_a(zt: Tensor, partition: Tensor) -> Tensor:
     ``partition`` (a per-position integer label)."""
     if partition.is_floating_point():
         return zt >= partition
-    classes = torch.arange(zt.shape[1], device=zt.device,
-                           dtype=partition.dtype)
+    classes = torch.arange(zt.shape[1], device=zt.device, dtype=partition.dtype)
     return classes.view(-1, *[1] * (zt.dim() - 2)) == partition
 
 
 def _group_max(x: Tensor, in_a: Tensor) -> Tuple[Tensor, Tensor]:
-    return (torch.where(in_a, x, NEG_INF).amax(1, keepdim=True),
-            torch.where(in_a, NEG_INF, x).amax(1, keepdim=True))
+    return (torch.where(in_a, x, NEG_INF).amax(1, keepdim=True), torch.where(in_a, NEG_INF, x).amax(1, keepdim=True))
 
 
 def _group_sum(x: Tensor, in_a: Tensor) -> Tuple[Tensor, Tensor]:
-    return (torch.where(in_a, x, 0).sum(1, keepdim=True),
-            torch.where(in_a, 0, x).sum(1, keepdim=True))
+    return (torch.where(in_a, x, 0).sum(1, keepdim=True), torch.where(in_a, 0, x).sum(1, keepdim=True))
 
 
 def _exp(x: Tensor) -> Tensor:
@@ -125,8 +120,7 @@ def _exp(x: Tensor) -> Tensor:
     return torch.exp2(x * LOG2_E)
 
 
-def _two_group_stats(zs: Tensor, zt: Tensor, partition: Tensor,
-                     include: Tensor, inv_t: float) -> Tuple[Tensor, ...]:
+def _two_group_stats(zs: Tensor, zt: Tensor, partition: Tensor, include: Tensor, inv_t: float) -> Tuple[Tensor, ...]:
     """Sums of (mass KL, KL in A, KL in B) over the positions where
     ``include`` (0/1 float) is 1; per position ``(N, 1, ...)``: ``lse`` of s
     and t over A and over B, and ``b_s,G - b_t,G`` for G = A, B."""
@@ -152,19 +146,19 @@ def _two_group_stats(zs: Tensor, zt: Tensor, partition: Tensor,
     log_bs_a, log_bs_b = lse_s_a - lse_s, lse_s_b - lse_s
     log_bt_a, log_bt_b = lse_t_a - lse_t, lse_t_b - lse_t
     bt_a, bt_b = log_bt_a.exp(), log_bt_b.exp()
-    mass = (torch.where(bt_a > 0, bt_a * (log_bt_a - log_bs_a), 0)
-            + torch.where(bt_b > 0, bt_b * (log_bt_b - log_bs_b), 0))
+    mass = torch.where(bt_a > 0, bt_a * (log_bt_a - log_bs_a), 0) + torch.where(
+        bt_b > 0, bt_b * (log_bt_b - log_bs_b), 0
+    )
     kl_a = torch.where(st_a > 0, d_a / st_a - log_st_a + log_ss_a, 0)
     kl_b = torch.where(st_b > 0, d_b / st_b - log_st_b + log_ss_b, 0)
-    mass, kl_a, kl_b = (torch.where(include > 0, x, 0)
-                        for x in (mass, kl_a, kl_b))
+    mass, kl_a, kl_b = (torch.where(include > 0, x, 0) for x in (mass, kl_a, kl_b))
     sums = torch.stack([mass.sum(), kl_a.sum(), kl_b.sum()])
-    return (sums, lse_s_a, lse_s_b, lse_t_a, lse_t_b, log_bs_a.exp() - bt_a,
-            log_bs_b.exp() - bt_b)
+    return (sums, lse_s_a, lse_s_b, lse_t_a, lse_t_b, log_bs_a.exp() - bt_a, log_bs_b.exp() - bt_b)
 
 
-def _forward_kernel(zs: Tensor, zt: Tensor, topk: Optional[int], labels: Optional[Tensor],
-                    valid: Optional[Tensor], inv_t: float) -> Tuple[Optional[Tensor], ...]:
+def _forward_kernel(
+    zs: Tensor, zt: Tensor, topk: Optional[int], labels: Optional[Tensor], valid: Optional[Tensor], inv_t: float
+) -> Tuple[Optional[Tensor], ...]:
     """Partition and statistics in one compiled call. Group A is the teacher's ``topk`` classes (GDKD) or
     the class of ``labels`` (DKD, integer ``(N, 1, ...)``, valid wherever ``valid``); ``valid``: bool
     ``(N, 1, ...)`` or None.
@@ -183,11 +177,20 @@ def _forward_kernel(zs: Tensor, zt: Tensor, topk: Optional[int], labels: Optiona
     return stats, partition, include, num_valid, tied, num_tied, label_bounds
 
 
-def _backward_kernel(zs: Tensor, zt: Tensor, partition: Tensor,
-                     include: Tensor, inv_t: float, lse_s_a: Tensor,
-                     lse_s_b: Tensor, lse_t_a: Tensor, lse_t_b: Tensor,
-                     excess_a: Tensor, excess_b: Tensor,
-                     weights: Tensor) -> Tensor:
+def _backward_kernel(
+    zs: Tensor,
+    zt: Tensor,
+    partition: Tensor,
+    include: Tensor,
+    inv_t: float,
+    lse_s_a: Tensor,
+    lse_s_b: Tensor,
+    lse_t_a: Tensor,
+    lse_t_b: Tensor,
+    excess_a: Tensor,
+    excess_b: Tensor,
+    weights: Tensor,
+) -> Tensor:
     """``alpha_G q_s - beta_G q_t`` elementwise, G the group of each class,
     ``alpha_G = w_mass (b_s,G - b_t,G) + w_G``, ``beta_G = w_G``; 0 where
     ``include`` is 0. A group without teacher mass (``lse_t = -inf``) has no
@@ -203,8 +206,7 @@ def _backward_kernel(zs: Tensor, zt: Tensor, partition: Tensor,
     return torch.where(include > 0, grad, 0)
 
 
-def _tied_row_sums(zs: Tensor, zt: Tensor, topk: int,
-                   temperature: float) -> Tensor:
+def _tied_row_sums(zs: Tensor, zt: Tensor, topk: int, temperature: float) -> Tensor:
     """(mass KL, KL in A, KL in B) summed over ``(R, C)`` rows, partition
     by :func:`topk_partition_mask` (the plain loss's own code)."""
     group_ids = (~topk_partition_mask(zt, topk, dim=1)).long()
@@ -217,8 +219,7 @@ def _tied_row_sums(zs: Tensor, zt: Tensor, topk: int,
 # ----------------------------------------------------------------------------
 def check_backend(backend: str) -> str:
     if backend not in BACKENDS:
-        raise ValueError(f'fused backend must be one of {BACKENDS}, '
-                         f'got {backend!r}')
+        raise ValueError(f'fused backend must be one of {BACKENDS}, got {backend!r}')
     return backend
 
 
@@ -227,8 +228,7 @@ def _use_compile(backend: str, numel: int) -> bool:
         return False
     if backend == 'compile':
         return True
-    return (numel >= COMPILE_MIN_NUMEL
-            and os.environ.get('GDKD_SEG_COMPILE', '1') != '0')
+    return numel >= COMPILE_MIN_NUMEL and os.environ.get('GDKD_SEG_COMPILE', '1') != '0'
 
 
 def _run(kernel, use_compile: bool, *args):
@@ -238,9 +238,7 @@ def _run(kernel, use_compile: bool, *args):
         if kernel not in _compiled:
             # A higher realize_reads_threshold keeps Inductor from storing
             # the shifted logits (which read 5 inputs) to full-size buffers.
-            _compiled[kernel] = torch.compile(
-                kernel, dynamic=True,
-                options=dict(realize_reads_threshold=64))
+            _compiled[kernel] = torch.compile(kernel, dynamic=True, options=dict(realize_reads_threshold=64))
         try:
             return _compiled[kernel](*args)
         except Exception as err:  # no C++ compiler, unsupported platform...
@@ -249,7 +247,8 @@ def _run(kernel, use_compile: bool, *args):
                 'gdkd_seg fused losses: torch.compile failed, running the '
                 f'fused kernels eagerly from now on ({type(err).__name__}: '
                 f'{str(err).splitlines()[0] if str(err) else ""}). Set '
-                'GDKD_SEG_COMPILE=0 to skip the attempt.')
+                'GDKD_SEG_COMPILE=0 to skip the attempt.'
+            )
     return kernel(*args)
 
 
@@ -265,8 +264,9 @@ def topk_threshold(teacher_logits: Tensor, k: int, backend: str = 'auto') -> Tup
     ``torch.topk``'s tie breaking decides there. Costs k max-reductions instead of a sort.
     """
     teacher = teacher_logits.detach()
-    kth, _, tied, _, _ = _run(_topk_partition_kernel, _use_compile(check_backend(backend), teacher.numel()),
-                              teacher, k, None)
+    kth, _, tied, _, _ = _run(
+        _topk_partition_kernel, _use_compile(check_backend(backend), teacher.numel()), teacher, k, None
+    )
     return kth.squeeze(1), tied.squeeze(1) > 0
 
 
@@ -283,18 +283,28 @@ class FusedTwoGroupKL(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, student: Tensor, teacher: Tensor, topk: Optional[int], labels: Optional[Tensor],
-                valid: Optional[Tensor], weights: Tuple[float, float, float], temperature: float,
-                loss_weight: float, use_compile: bool, label_check: Tuple = (None, 'DKD')) -> Tensor:
+    def forward(
+        ctx,
+        student: Tensor,
+        teacher: Tensor,
+        topk: Optional[int],
+        labels: Optional[Tensor],
+        valid: Optional[Tensor],
+        weights: Tuple[float, float, float],
+        temperature: float,
+        loss_weight: float,
+        use_compile: bool,
+        label_check: Tuple = (None, 'DKD'),
+    ) -> Tensor:
         stats, partition, include, num_valid, tied, num_tied, label_bounds = _run(
-            _forward_kernel, use_compile, student, teacher, topk, labels, valid, 1.0 / temperature)
+            _forward_kernel, use_compile, student, teacher, topk, labels, valid, 1.0 / temperature
+        )
         if label_bounds is not None and num_valid > 0:
             check_label_bounds(*label_bounds, student.shape[1], *label_check)
         sums, *per_position = stats
         if tied is not None and num_tied > 0:
             tied = tied.squeeze(1) > 0
-            sums = sums + _tied_row_sums(student.movedim(1, -1)[tied], teacher.movedim(1, -1)[tied], topk,
-                                         temperature)
+            sums = sums + _tied_row_sums(student.movedim(1, -1)[tied], teacher.movedim(1, -1)[tied], topk, temperature)
         else:
             tied = None
         factors = sums.new_tensor(weights) * (loss_weight * temperature**2 / max(int(num_valid), 1))
@@ -305,58 +315,114 @@ class FusedTwoGroupKL(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out: Tensor):
-        nones = (None, ) * 9
+        nones = (None,) * 9
         if not ctx.needs_input_grad[0]:
-            return (None, ) + nones
+            return (None,) + nones
         student, teacher, partition, include, factors, tied, *per_position = ctx.saved_tensors
         # d out / d s_i = w_mass (p_s,i - b_t,G q_s,i) + w_G (q_s,i - q_t,i)
         #               = (w_mass (b_s,G - b_t,G) + w_G) q_s,i - w_G q_t,i
         # for class i in group G; and d s / d z = 1/T.
         inv_t = 1.0 / ctx.temperature
-        grad = _run(_backward_kernel, ctx.use_compile, student, teacher, partition, include, inv_t,
-                    *per_position, grad_out * factors * inv_t)
+        grad = _run(
+            _backward_kernel,
+            ctx.use_compile,
+            student,
+            teacher,
+            partition,
+            include,
+            inv_t,
+            *per_position,
+            grad_out * factors * inv_t,
+        )
         if tied is not None:
             tied_rows = student.movedim(1, -1)[tied].detach().requires_grad_()
             with torch.enable_grad():
                 sums = _tied_row_sums(tied_rows, teacher.movedim(1, -1)[tied], ctx.topk, ctx.temperature)
-                row_grad, = torch.autograd.grad((sums * grad_out * factors).sum(), tied_rows)
-            grad.movedim(1, -1).index_put_((tied, ), row_grad, accumulate=True)
-        return (grad, ) + nones
+                (row_grad,) = torch.autograd.grad((sums * grad_out * factors).sum(), tied_rows)
+            grad.movedim(1, -1).index_put_((tied,), row_grad, accumulate=True)
+        return (grad,) + nones
 
 
-def _apply(student: Tensor, teacher: Tensor, topk: Optional[int], labels: Optional[Tensor],
-           valid: Optional[Tensor], weights: Sequence[float], temperature: float, loss_weight: float,
-           backend: str, label_check: Tuple = (None, 'DKD')) -> Tensor:
+def _apply(
+    student: Tensor,
+    teacher: Tensor,
+    topk: Optional[int],
+    labels: Optional[Tensor],
+    valid: Optional[Tensor],
+    weights: Sequence[float],
+    temperature: float,
+    loss_weight: float,
+    backend: str,
+    label_check: Tuple = (None, 'DKD'),
+) -> Tensor:
     if teacher.shape != student.shape or teacher.dtype != student.dtype:
-        raise ValueError('expected student and teacher logits of one shape and dtype, got '
-                         f'{tuple(student.shape)} {student.dtype} and {tuple(teacher.shape)} {teacher.dtype}')
+        raise ValueError(
+            'expected student and teacher logits of one shape and dtype, got '
+            f'{tuple(student.shape)} {student.dtype} and {tuple(teacher.shape)} {teacher.dtype}'
+        )
     if teacher.requires_grad:
-        raise ValueError('the fused loss gives no gradient to the teacher logits: detach them, or use the '
-                         'plain loss (fused=False)')
+        raise ValueError(
+            'the fused loss gives no gradient to the teacher logits: detach them, or use the plain loss (fused=False)'
+        )
     return FusedTwoGroupKL.apply(
-        student, teacher, topk, None if labels is None else labels.unsqueeze(1),
-        None if valid is None else valid.unsqueeze(1), tuple(float(w) for w in weights), float(temperature),
-        float(loss_weight), _use_compile(check_backend(backend), student.numel()), label_check)
+        student,
+        teacher,
+        topk,
+        None if labels is None else labels.unsqueeze(1),
+        None if valid is None else valid.unsqueeze(1),
+        tuple(float(w) for w in weights),
+        float(temperature),
+        float(loss_weight),
+        _use_compile(check_backend(backend), student.numel()),
+        label_check,
+    )
 
 
-def fused_gdkd_terms(student: Tensor, teacher: Tensor, valid: Optional[Tensor], topk: int,
-                     weights: Sequence[float], temperature: float = 1.0, loss_weight: float = 1.0,
-                     backend: str = 'auto') -> Dict[str, Tensor]:
+def fused_gdkd_terms(
+    student: Tensor,
+    teacher: Tensor,
+    valid: Optional[Tensor],
+    topk: int,
+    weights: Sequence[float],
+    temperature: float = 1.0,
+    loss_weight: float = 1.0,
+    backend: str = 'auto',
+) -> Dict[str, Tensor]:
     """GDKD's ``{'high', 'top', 'other'}`` on aligned logits of one shape and dtype, classes along dim 1
     (``(N, C, H, W)`` maps or ``(P, C)`` rows); ``valid``: bool, their shape without dim 1, or None;
     ``1 <= topk < C``; ``weights`` = ``(w0, w1, w2)``; ``backend``: ``'auto'``, ``'compile'`` or
     ``'eager'`` (module docstring)."""
-    high, top, other = _apply(student, teacher, int(topk), None, valid, weights, temperature, loss_weight,
-                              backend).unbind()
+    high, top, other = _apply(
+        student, teacher, int(topk), None, valid, weights, temperature, loss_weight, backend
+    ).unbind()
     return dict(high=high, top=top, other=other)
 
 
-def fused_dkd_terms(student: Tensor, teacher: Tensor, labels: Tensor, valid: Optional[Tensor], alpha: float,
-                    beta: float, temperature: float = 1.0, loss_weight: float = 1.0, backend: str = 'auto',
-                    ignore_index: Optional[int] = None) -> Dict[str, Tensor]:
+def fused_dkd_terms(
+    student: Tensor,
+    teacher: Tensor,
+    labels: Tensor,
+    valid: Optional[Tensor],
+    alpha: float,
+    beta: float,
+    temperature: float = 1.0,
+    loss_weight: float = 1.0,
+    backend: str = 'auto',
+    ignore_index: Optional[int] = None,
+) -> Dict[str, Tensor]:
     """DKD's ``{'tckd', 'nckd'}`` on aligned logits (as :func:`fused_gdkd_terms`): group A is the label,
     which must lie in ``[0, C)`` wherever ``valid`` (a ValueError otherwise; ``ignore_index`` only serves
     its message)."""
-    tckd, _, nckd = _apply(student, teacher, None, labels, valid, (alpha, 0.0, beta), temperature, loss_weight,
-                           backend, (ignore_index, 'DKD')).unbind()
+    tckd, _, nckd = _apply(
+        student,
+        teacher,
+        None,
+        labels,
+        valid,
+        (alpha, 0.0, beta),
+        temperature,
+        loss_weight,
+        backend,
+        (ignore_index, 'DKD'),
+    ).unbind()
     return dict(tckd=tckd, nckd=nckd)

@@ -1,12 +1,12 @@
 """GDKD3: GDKD with three groups (top-1, top-2..k, rest)."""
+
 from typing import Dict, Optional
 
 import torch
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
-from .base import (LogitDistillLoss, check_non_negative, check_positive, check_topk,
-                   check_topk_below_classes)
+from .base import LogitDistillLoss, check_non_negative, check_positive, check_topk, check_topk_below_classes
 from .functional import grouped_kl, topk_partition_mask
 
 
@@ -20,9 +20,9 @@ def gdkd3_group_ids(teacher_logits: Tensor, topk: int) -> Tensor:
     return torch.where(is_top1, 0, group_ids)
 
 
-def gdkd3_per_position(zs: Tensor, zt: Tensor, group_ids: Tensor, w0: float,
-                       w1: float, w2: float,
-                       temperature: float) -> Dict[str, Tensor]:
+def gdkd3_per_position(
+    zs: Tensor, zt: Tensor, group_ids: Tensor, w0: float, w1: float, w2: float, temperature: float
+) -> Dict[str, Tensor]:
     """Weighted GDKD3 terms per row of ``(P, C)`` logits.
 
     ``group_ids`` is 0 / 1 / 2 for top-1 / top-2..k / rest. Returns ``(P,)``
@@ -32,9 +32,7 @@ def gdkd3_per_position(zs: Tensor, zt: Tensor, group_ids: Tensor, w0: float,
     """
     mass_kl, within_kl = grouped_kl(zs, zt, group_ids, 3, temperature)
     t2 = temperature**2
-    return dict(high=t2 * w0 * mass_kl,
-                top=t2 * w1 * within_kl[:, 1],
-                other=t2 * w2 * within_kl[:, 2])
+    return dict(high=t2 * w0 * mass_kl, top=t2 * w1 * within_kl[:, 1], other=t2 * w2 * within_kl[:, 2])
 
 
 @MODELS.register_module()
@@ -62,10 +60,18 @@ class GDKD3Loss(LogitDistillLoss):
         loss_name (str): name of the loss item.
     """
 
-    def __init__(self, topk: int = 4, w0: float = 1.0, w1: float = 1.0,
-                 w2: float = 2.0, temperature: float = 1.0,
-                 loss_weight: float = 1.0, ignore_index: Optional[int] = 255,
-                 resize_mode: str = 'logits', loss_name: str = 'loss_gdkd3'):
+    def __init__(
+        self,
+        topk: int = 4,
+        w0: float = 1.0,
+        w1: float = 1.0,
+        w2: float = 2.0,
+        temperature: float = 1.0,
+        loss_weight: float = 1.0,
+        ignore_index: Optional[int] = 255,
+        resize_mode: str = 'logits',
+        loss_name: str = 'loss_gdkd3',
+    ):
         super().__init__(loss_weight, loss_name, ignore_index, resize_mode)
         self.topk = check_topk(topk)
         self.w0 = check_non_negative('w0', w0)
@@ -78,9 +84,10 @@ class GDKD3Loss(LogitDistillLoss):
 
     def per_position(self, zs: Tensor, zt: Tensor, labels: Optional[Tensor]) -> Dict[str, Tensor]:
         """``{'high', 'top', 'other'}`` per valid row."""
-        return gdkd3_per_position(zs, zt, gdkd3_group_ids(zt, self.topk), self.w0, self.w1, self.w2,
-                                  self.temperature)
+        return gdkd3_per_position(zs, zt, gdkd3_group_ids(zt, self.topk), self.w0, self.w1, self.w2, self.temperature)
 
     def extra_repr(self) -> str:
-        return (f'topk={self.topk}, w0={self.w0}, w1={self.w1}, w2={self.w2}, '
-                f'temperature={self.temperature}, ' + super().extra_repr())
+        return (
+            f'topk={self.topk}, w0={self.w0}, w1={self.w1}, w2={self.w2}, '
+            f'temperature={self.temperature}, ' + super().extra_repr()
+        )

@@ -1,11 +1,11 @@
 """GDKD: generalized decoupled knowledge distillation, pixel-wise."""
+
 from typing import Dict, Optional
 
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
-from .base import (LogitDistillLoss, check_non_negative, check_positive, check_topk,
-                   check_topk_below_classes)
+from .base import LogitDistillLoss, check_non_negative, check_positive, check_topk, check_topk_below_classes
 from .functional import grouped_kl, topk_partition_mask
 from .fused import fused_gdkd_terms
 
@@ -15,9 +15,9 @@ def gdkd_group_ids(teacher_logits: Tensor, topk: int) -> Tensor:
     return (~topk_partition_mask(teacher_logits, topk, dim=1)).long()
 
 
-def gdkd_per_position(zs: Tensor, zt: Tensor, group_ids: Tensor, w0: float,
-                      w1: float, w2: float,
-                      temperature: float) -> Dict[str, Tensor]:
+def gdkd_per_position(
+    zs: Tensor, zt: Tensor, group_ids: Tensor, w0: float, w1: float, w2: float, temperature: float
+) -> Dict[str, Tensor]:
     """Weighted GDKD terms per row of ``(P, C)`` logits.
 
     ``group_ids`` marks the top group with 0 and the other group with 1.
@@ -26,9 +26,7 @@ def gdkd_per_position(zs: Tensor, zt: Tensor, group_ids: Tensor, w0: float,
     """
     mass_kl, within_kl = grouped_kl(zs, zt, group_ids, 2, temperature)
     t2 = temperature**2
-    return dict(high=t2 * w0 * mass_kl,
-                top=t2 * w1 * within_kl[:, 0],
-                other=t2 * w2 * within_kl[:, 1])
+    return dict(high=t2 * w0 * mass_kl, top=t2 * w1 * within_kl[:, 0], other=t2 * w2 * within_kl[:, 1])
 
 
 @MODELS.register_module()
@@ -66,10 +64,20 @@ class GDKDLoss(LogitDistillLoss):
             used when the teacher logits require grad).
     """
 
-    def __init__(self, topk: int = 3, w0: float = 1.0, w1: float = 1.0, w2: float = 2.0,
-                 temperature: float = 1.0, loss_weight: float = 1.0, ignore_index: Optional[int] = 255,
-                 resize_mode: str = 'logits', loss_name: str = 'loss_gdkd',
-                 teacher_scaling: Optional[dict] = None, fused: bool = True):
+    def __init__(
+        self,
+        topk: int = 3,
+        w0: float = 1.0,
+        w1: float = 1.0,
+        w2: float = 2.0,
+        temperature: float = 1.0,
+        loss_weight: float = 1.0,
+        ignore_index: Optional[int] = 255,
+        resize_mode: str = 'logits',
+        loss_name: str = 'loss_gdkd',
+        teacher_scaling: Optional[dict] = None,
+        fused: bool = True,
+    ):
         super().__init__(loss_weight, loss_name, ignore_index, resize_mode, teacher_scaling, fused)
         self.topk = check_topk(topk)
         self.w0 = check_non_negative('w0', w0)
@@ -82,14 +90,17 @@ class GDKDLoss(LogitDistillLoss):
 
     def per_position(self, zs: Tensor, zt: Tensor, labels: Optional[Tensor]) -> Dict[str, Tensor]:
         """``{'high', 'top', 'other'}`` per valid row."""
-        return gdkd_per_position(zs, zt, gdkd_group_ids(zt, self.topk), self.w0, self.w1, self.w2,
-                                 self.temperature)
+        return gdkd_per_position(zs, zt, gdkd_group_ids(zt, self.topk), self.w0, self.w1, self.w2, self.temperature)
 
-    def fused_terms(self, student: Tensor, teacher: Tensor, labels: Optional[Tensor],
-                    valid: Optional[Tensor]) -> Dict[str, Tensor]:
-        return fused_gdkd_terms(student, teacher, valid, self.topk, (self.w0, self.w1, self.w2),
-                                self.temperature, self.loss_weight)
+    def fused_terms(
+        self, student: Tensor, teacher: Tensor, labels: Optional[Tensor], valid: Optional[Tensor]
+    ) -> Dict[str, Tensor]:
+        return fused_gdkd_terms(
+            student, teacher, valid, self.topk, (self.w0, self.w1, self.w2), self.temperature, self.loss_weight
+        )
 
     def extra_repr(self) -> str:
-        return (f'topk={self.topk}, w0={self.w0}, w1={self.w1}, w2={self.w2}, '
-                f'temperature={self.temperature}, fused={self.fused}, ' + super().extra_repr())
+        return (
+            f'topk={self.topk}, w0={self.w0}, w1={self.w1}, w2={self.w2}, '
+            f'temperature={self.temperature}, fused={self.fused}, ' + super().extra_repr()
+        )

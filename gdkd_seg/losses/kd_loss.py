@@ -1,15 +1,15 @@
 """KD: Hinton et al. knowledge distillation, per pixel or per sample."""
+
 from typing import Dict, Optional
 
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
 from .base import LogitDistillLoss, check_positive
 from .functional import kl_per_row
 
 
-def kd_per_position(zs: Tensor, zt: Tensor,
-                    temperature: float) -> Dict[str, Tensor]:
+def kd_per_position(zs: Tensor, zt: Tensor, temperature: float) -> Dict[str, Tensor]:
     """``kd = T^2 KL(softmax(z_t/T) || softmax(z_s/T))`` per row."""
     return dict(kd=temperature**2 * kl_per_row(zs, zt, temperature))
 
@@ -34,12 +34,16 @@ class KDLoss(LogitDistillLoss):
             (TopKD's TSM); it sees the valid rows and their labels.
     """
 
-    def __init__(self, temperature: float = 1.0, loss_weight: float = 1.0,
-                 ignore_index: Optional[int] = 255,
-                 resize_mode: str = 'logits', loss_name: str = 'loss_kd',
-                 teacher_scaling: Optional[dict] = None):
-        super().__init__(loss_weight, loss_name, ignore_index, resize_mode,
-                         teacher_scaling)
+    def __init__(
+        self,
+        temperature: float = 1.0,
+        loss_weight: float = 1.0,
+        ignore_index: Optional[int] = 255,
+        resize_mode: str = 'logits',
+        loss_name: str = 'loss_kd',
+        teacher_scaling: Optional[dict] = None,
+    ):
+        super().__init__(loss_weight, loss_name, ignore_index, resize_mode, teacher_scaling)
         self.temperature = check_positive('temperature', temperature)
 
     def per_position(self, zs: Tensor, zt: Tensor, labels: Optional[Tensor]) -> Dict[str, Tensor]:

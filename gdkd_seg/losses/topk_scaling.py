@@ -4,20 +4,19 @@ A parameter-free transform of the teacher's logits, used by
 :class:`~gdkd_seg.losses.TopKDLoss` and, through ``teacher_scaling=...``, by
 KD, DKD and GDKD.
 """
+
 from numbers import Real
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-from torch import Tensor
-
 from mmseg.registry import MODELS
+from torch import Tensor
 
 SCALE_SCHEDULES = ('linear', 'geometric', 'constant')
 
 
-def rank_scales(k: int, schedule: Union[str, Sequence[float]],
-                max_scale: float, min_scale: float) -> Tuple[float, ...]:
+def rank_scales(k: int, schedule: Union[str, Sequence[float]], max_scale: float, min_scale: float) -> Tuple[float, ...]:
     """The scales ``(w_1, ..., w_k)`` of the teacher's ranks 1..k.
 
     ``'linear'`` and ``'geometric'`` go from ``max_scale`` (rank 1) to
@@ -27,21 +26,22 @@ def rank_scales(k: int, schedule: Union[str, Sequence[float]],
     """
     if not isinstance(schedule, str):
         scales = tuple(schedule)
-        if len(scales) != k or not all(
-                isinstance(w, Real) and w > 0 for w in scales):
+        if len(scales) != k or not all(isinstance(w, Real) and w > 0 for w in scales):
             raise ValueError(
                 f'scale_schedule as a sequence must hold k={k} positive '
-                f'numbers (the scales of ranks 1..k), got {schedule!r}')
+                f'numbers (the scales of ranks 1..k), got {schedule!r}'
+            )
         return tuple(float(w) for w in scales)
     if schedule not in SCALE_SCHEDULES:
-        raise ValueError(f'scale_schedule must be one of {SCALE_SCHEDULES} '
-                         f'or a sequence of k={k} scales, got {schedule!r}')
+        raise ValueError(
+            f'scale_schedule must be one of {SCALE_SCHEDULES} or a sequence of k={k} scales, got {schedule!r}'
+        )
     if schedule == 'constant' or k == 1:
-        return (max_scale, ) * k
+        return (max_scale,) * k
     steps = [r / (k - 1) for r in range(k)]
     if schedule == 'linear':
         return tuple(max_scale + (min_scale - max_scale) * s for s in steps)
-    return tuple(max_scale * (min_scale / max_scale)**s for s in steps)
+    return tuple(max_scale * (min_scale / max_scale) ** s for s in steps)
 
 
 @MODELS.register_module()
@@ -87,38 +87,37 @@ class TopKScaling(nn.Module):
         ignore_index (int | None): label value of unlabelled positions.
     """
 
-    def __init__(self, k: int = 5,
-                 scale_schedule: Union[str, Sequence[float]] = 'linear',
-                 max_scale: float = 1.5, min_scale: float = 1.0,
-                 gt_scale: float = 2.0, delta_coef: float = 0.1,
-                 ignore_index: Optional[int] = 255):
+    def __init__(
+        self,
+        k: int = 5,
+        scale_schedule: Union[str, Sequence[float]] = 'linear',
+        max_scale: float = 1.5,
+        min_scale: float = 1.0,
+        gt_scale: float = 2.0,
+        delta_coef: float = 0.1,
+        ignore_index: Optional[int] = 255,
+    ):
         super().__init__()
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f'TopKScaling k must be an integer >= 1, '
-                             f'got {k!r}')
-        for name, value in (('max_scale', max_scale),
-                            ('min_scale', min_scale),
-                            ('gt_scale', gt_scale)):
+            raise ValueError(f'TopKScaling k must be an integer >= 1, got {k!r}')
+        for name, value in (('max_scale', max_scale), ('min_scale', min_scale), ('gt_scale', gt_scale)):
             if not isinstance(value, Real) or not value > 0:
-                raise ValueError(f'TopKScaling {name} must be > 0, '
-                                 f'got {value!r}')
+                raise ValueError(f'TopKScaling {name} must be > 0, got {value!r}')
         if min_scale > max_scale:
             raise ValueError(
                 f'TopKScaling scales must not grow with the rank: got '
-                f'min_scale={min_scale} > max_scale={max_scale}; swap them')
+                f'min_scale={min_scale} > max_scale={max_scale}; swap them'
+            )
         if not isinstance(delta_coef, Real) or not delta_coef >= 0:
-            raise ValueError(f'TopKScaling delta_coef must be >= 0, '
-                             f'got {delta_coef!r}')
+            raise ValueError(f'TopKScaling delta_coef must be >= 0, got {delta_coef!r}')
         self.k = k
         self.scale_schedule = scale_schedule
-        self.scales = rank_scales(k, scale_schedule, float(max_scale),
-                                  float(min_scale))
+        self.scales = rank_scales(k, scale_schedule, float(max_scale), float(min_scale))
         self.gt_scale = float(gt_scale)
         self.delta_coef = float(delta_coef)
         self.ignore_index = ignore_index
 
-    def forward(self, logits: Tensor, labels: Optional[Tensor] = None
-                ) -> Tensor:
+    def forward(self, logits: Tensor, labels: Optional[Tensor] = None) -> Tensor:
         """Scaled copy of ``(P, C)`` or ``(N, C, H, W)`` logits.
 
         ``labels``: ``(P,)`` or ``(N, H, W)`` class indices (or None).
@@ -129,25 +128,22 @@ class TopKScaling(nn.Module):
             row_labels = None if labels is None else labels.reshape(-1)
             if labels is not None and labels.shape != (n, h, w):
                 raise ValueError(
-                    f'TopKScaling needs (N, H, W) labels for logits '
-                    f'{tuple(logits.shape)}, got {tuple(labels.shape)}')
+                    f'TopKScaling needs (N, H, W) labels for logits {tuple(logits.shape)}, got {tuple(labels.shape)}'
+                )
             out = self.scale_rows(rows, row_labels)
             return out.reshape(n, h, w, c).permute(0, 3, 1, 2)
         if logits.dim() != 2:
-            raise ValueError('TopKScaling expects (P, C) or (N, C, H, W) '
-                             f'logits, got {tuple(logits.shape)}')
+            raise ValueError(f'TopKScaling expects (P, C) or (N, C, H, W) logits, got {tuple(logits.shape)}')
         if labels is not None and labels.shape != logits.shape[:1]:
             raise ValueError(
-                f'TopKScaling needs (P,) labels for logits '
-                f'{tuple(logits.shape)}, got {tuple(labels.shape)}')
+                f'TopKScaling needs (P,) labels for logits {tuple(logits.shape)}, got {tuple(labels.shape)}'
+            )
         return self.scale_rows(logits, labels)
 
     def scale_rows(self, z: Tensor, labels: Optional[Tensor]) -> Tensor:
         num_rows, num_classes = z.shape
         if self.k >= num_classes:
-            raise ValueError(
-                f'TopKScaling needs k < C, got k={self.k} for logits of '
-                f'shape {tuple(z.shape)}; lower k')
+            raise ValueError(f'TopKScaling needs k < C, got k={self.k} for logits of shape {tuple(z.shape)}; lower k')
         top = z.detach().topk(self.k, dim=1).indices  # rank order
         rank_w = z.new_tensor(self.scales).expand(num_rows, -1)
         weight = torch.ones_like(z).scatter(1, top, rank_w)
@@ -156,20 +152,20 @@ class TopKScaling(nn.Module):
 
         if labels is not None:
             labels = labels.long()
-            known = torch.ones_like(labels, dtype=torch.bool) \
-                if self.ignore_index is None else labels != self.ignore_index
+            known = (
+                torch.ones_like(labels, dtype=torch.bool) if self.ignore_index is None else labels != self.ignore_index
+            )
             bad = known & ((labels < 0) | (labels >= num_classes))
             if bad.any():
                 raise ValueError(
                     f'TopKScaling labels must lie in [0, {num_classes}) '
                     f'outside ignore_index={self.ignore_index}, got '
-                    f'{int(labels[bad][0])}')
+                    f'{int(labels[bad][0])}'
+                )
             wrong = known & (top[:, 0] != labels)
-            gt = torch.zeros_like(in_top).scatter(
-                1, labels.clamp(0, num_classes - 1)[:, None], True)
+            gt = torch.zeros_like(in_top).scatter(1, labels.clamp(0, num_classes - 1)[:, None], True)
             gt &= wrong[:, None]
-            weight = torch.where(gt, torch.full_like(z, self.gt_scale),
-                                 weight)
+            weight = torch.where(gt, torch.full_like(z, self.gt_scale), weight)
             scaled = in_top | gt
 
         rest = num_classes - self.k
@@ -178,6 +174,8 @@ class TopKScaling(nn.Module):
         return torch.where(scaled, weight * z + delta, z)
 
     def extra_repr(self) -> str:
-        return (f'k={self.k}, scale_schedule={self.scale_schedule!r}, '
-                f'scales={tuple(round(w, 4) for w in self.scales)}, '
-                f'gt_scale={self.gt_scale}, delta_coef={self.delta_coef}')
+        return (
+            f'k={self.k}, scale_schedule={self.scale_schedule!r}, '
+            f'scales={tuple(round(w, 4) for w in self.scales)}, '
+            f'gt_scale={self.gt_scale}, delta_coef={self.delta_coef}'
+        )

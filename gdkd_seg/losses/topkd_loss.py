@@ -1,13 +1,14 @@
 """TopKD: top-scaled knowledge distillation (Wang & Zhou, arXiv 2508.04539),
 per pixel or per sample."""
+
 from typing import Dict, Optional, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
 from .base import LogitDistillLoss, check_non_negative, check_positive, check_topk
 from .functional import topk_partition_mask
 
@@ -21,8 +22,7 @@ def tdl_group_masks(teacher_logits: Tensor, topk: int):
     return pos, neg, ~(pos | neg)
 
 
-def masked_cosine(a: Tensor, b: Tensor, mask: Tensor,
-                  eps: float = 1e-8) -> Tensor:
+def masked_cosine(a: Tensor, b: Tensor, mask: Tensor, eps: float = 1e-8) -> Tensor:
     """Cosine similarity of the entries of ``a`` and ``b`` under ``mask``,
     per row (0 for an empty or all-zero selection)."""
     a, b = a * mask, b * mask
@@ -30,16 +30,17 @@ def masked_cosine(a: Tensor, b: Tensor, mask: Tensor,
     return (a * b).sum(1) / norms
 
 
-def tdl_per_position(zs: Tensor, zt: Tensor, topk: int, alpha: float,
-                     beta: float) -> Dict[str, Tensor]:
+def tdl_per_position(zs: Tensor, zt: Tensor, topk: int, alpha: float, beta: float) -> Dict[str, Tensor]:
     """Weighted TDL terms per row of ``(P, C)`` logits: ``pos = alpha (1 -
     cos)``, ``neg = beta (1 - cos)``, ``non = 1 - cos`` on the Pos / Neg / Non
     classes of ``zt`` (``non`` is 0 where Non is empty, i.e. ``2 k = C``)."""
     pos, neg, non = tdl_group_masks(zt, topk)
     has_non = non.any(1).to(zs.dtype)
-    return dict(pos=alpha * (1 - masked_cosine(zs, zt, pos)),
-                neg=beta * (1 - masked_cosine(zs, zt, neg)),
-                non=has_non * (1 - masked_cosine(zs, zt, non)))
+    return dict(
+        pos=alpha * (1 - masked_cosine(zs, zt, pos)),
+        neg=beta * (1 - masked_cosine(zs, zt, neg)),
+        non=has_non * (1 - masked_cosine(zs, zt, non)),
+    )
 
 
 def batch_contrastive(zs: Tensor, zt: Tensor, tau: float) -> Tensor:
@@ -50,12 +51,10 @@ def batch_contrastive(zs: Tensor, zt: Tensor, tau: float) -> Tensor:
         return (zs.sum() + zt.sum()) * 0
     sim = F.normalize(zs, dim=1) @ F.normalize(zt, dim=1).t() / tau
     target = torch.arange(sim.shape[0], device=sim.device)
-    return (F.cross_entropy(sim, target) +
-            F.cross_entropy(sim.t(), target)) / 2
+    return (F.cross_entropy(sim, target) + F.cross_entropy(sim.t(), target)) / 2
 
 
-def sample_rows(num_rows: int, num_samples: Optional[int],
-                device: torch.device) -> Optional[Tensor]:
+def sample_rows(num_rows: int, num_samples: Optional[int], device: torch.device) -> Optional[Tensor]:
     """Indices of a random subset of ``num_samples`` rows without
     replacement (torch's global RNG), or None to keep all rows."""
     if num_samples is None or num_rows <= num_samples:
@@ -111,38 +110,46 @@ class TopKDLoss(LogitDistillLoss):
         loss_name (str): name of the loss item.
     """
 
-    def __init__(self, topk: int = 5, alpha: float = 1.0, beta: float = 1.0,
-                 contrast_weight: float = 0.1, tau: float = 0.1,
-                 contrast_pixels: Optional[int] = 1024,
-                 teacher_scaling: Optional[Union[dict, nn.Module]] = dict(
-                     type='TopKScaling'),
-                 loss_weight: float = 1.0, ignore_index: Optional[int] = 255,
-                 resize_mode: str = 'logits', loss_name: str = 'loss_topkd'):
+    def __init__(
+        self,
+        topk: int = 5,
+        alpha: float = 1.0,
+        beta: float = 1.0,
+        contrast_weight: float = 0.1,
+        tau: float = 0.1,
+        contrast_pixels: Optional[int] = 1024,
+        teacher_scaling: Optional[Union[dict, nn.Module]] = dict(type='TopKScaling'),
+        loss_weight: float = 1.0,
+        ignore_index: Optional[int] = 255,
+        resize_mode: str = 'logits',
+        loss_name: str = 'loss_topkd',
+    ):
         topk = check_topk(topk)
         if isinstance(teacher_scaling, dict):
             teacher_scaling = dict(dict(k=topk), **teacher_scaling)
-        super().__init__(loss_weight, loss_name, ignore_index, resize_mode,
-                         teacher_scaling)
+        super().__init__(loss_weight, loss_name, ignore_index, resize_mode, teacher_scaling)
         self.topk = topk
         self.alpha = check_non_negative('alpha', alpha)
         self.beta = check_non_negative('beta', beta)
-        self.contrast_weight = check_non_negative('contrast_weight',
-                                                  contrast_weight)
+        self.contrast_weight = check_non_negative('contrast_weight', contrast_weight)
         self.tau = check_positive('tau', tau)
         if contrast_pixels is not None and (
-                isinstance(contrast_pixels, bool)
-                or not isinstance(contrast_pixels, int)
-                or contrast_pixels < 2):
-            raise ValueError('contrast_pixels must be an integer >= 2 (the '
-                             'contrastive batch size) or None for all '
-                             f'valid positions, got {contrast_pixels!r}')
+            isinstance(contrast_pixels, bool) or not isinstance(contrast_pixels, int) or contrast_pixels < 2
+        ):
+            raise ValueError(
+                'contrast_pixels must be an integer >= 2 (the '
+                'contrastive batch size) or None for all '
+                f'valid positions, got {contrast_pixels!r}'
+            )
         self.contrast_pixels = contrast_pixels
 
     def check_inputs(self, student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor]) -> None:
         num_classes = student_logits.shape[1]
         if 2 * self.topk > num_classes:
-            raise ValueError(f'TopKD needs 2 * topk <= C so that Pos and Neg do not overlap, got topk={self.topk} '
-                             f'for logits {tuple(student_logits.shape)} (C={num_classes}); lower topk')
+            raise ValueError(
+                f'TopKD needs 2 * topk <= C so that Pos and Neg do not overlap, got topk={self.topk} '
+                f'for logits {tuple(student_logits.shape)} (C={num_classes}); lower topk'
+            )
 
     def plain_terms(self, zs: Tensor, zt: Tensor, labels: Optional[Tensor]) -> Dict[str, Tensor]:
         """``{'pos', 'neg', 'non', 'contrast'}``, weighted scalars."""
@@ -157,7 +164,8 @@ class TopKDLoss(LogitDistillLoss):
         return terms
 
     def extra_repr(self) -> str:
-        return (f'topk={self.topk}, alpha={self.alpha}, beta={self.beta}, '
-                f'contrast_weight={self.contrast_weight}, tau={self.tau}, '
-                f'contrast_pixels={self.contrast_pixels}, '
-                + super().extra_repr())
+        return (
+            f'topk={self.topk}, alpha={self.alpha}, beta={self.beta}, '
+            f'contrast_weight={self.contrast_weight}, tau={self.tau}, '
+            f'contrast_pixels={self.contrast_pixels}, ' + super().extra_repr()
+        )

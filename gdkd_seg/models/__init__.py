@@ -7,6 +7,17 @@ from .seg_distiller import SegDistiller, resolve_model_cfg
 from .stepping_stones import SteppingStones
 from .teacher import FrozenTeacher, TeacherCheckpointError, check_state_dict_fits
 
-__all__ = ['ModuleOutputRecorder', 'SegDistiller', 'resolve_model_cfg', 'FrozenTeacher', 'TeacherCheckpointError',
-           'check_state_dict_fits', 'BaseDistiller', 'ClsDistiller', 'FrozenClassifier',
-           'FeatureProjector', 'SteppingStones', 'detach_head_input']
+__all__ = [
+    'ModuleOutputRecorder',
+    'SegDistiller',
+    'resolve_model_cfg',
+    'FrozenTeacher',
+    'TeacherCheckpointError',
+    'check_state_dict_fits',
+    'BaseDistiller',
+    'ClsDistiller',
+    'FrozenClassifier',
+    'FeatureProjector',
+    'SteppingStones',
+    'detach_head_input',
+]

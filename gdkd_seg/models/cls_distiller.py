@@ -1,14 +1,15 @@
 """ClsDistiller: a frozen classifier teacher distilled into an mmpretrain classifier student, with the same
 losses as the segmentation distiller on their ``(N, C)`` path; the student's backbone (MMSeg's
 ``ResNetV1c``) then starts a segmentor (``tools/export_backbone.py``)."""
+
 from typing import Optional, Union
 
 import torch
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from mmpretrain.structures import DataSample
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
 from .distiller_base import BaseDistiller, resolve_model_cfg
 from .teacher import FrozenTeacher
 
@@ -68,17 +69,28 @@ class ClsDistiller(BaseDistiller):
         teacher_fp16 / teacher_channels_last: speed options of the teacher forward (see FrozenTeacher).
     """
 
-    def __init__(self, student: Union[dict, str], teacher: Union[dict, str],
-                 teacher_checkpoint: Optional[str] = None, distill_losses: Optional[dict] = None,
-                 val_teacher: bool = False, teacher_fp16: bool = False, teacher_channels_last: bool = False,
-                 init_cfg=None):
+    def __init__(
+        self,
+        student: Union[dict, str],
+        teacher: Union[dict, str],
+        teacher_checkpoint: Optional[str] = None,
+        distill_losses: Optional[dict] = None,
+        val_teacher: bool = False,
+        teacher_fp16: bool = False,
+        teacher_channels_last: bool = False,
+        init_cfg=None,
+    ):
         if isinstance(distill_losses, dict):
             distill_losses = {name: _no_ignore_index(decl) for name, decl in distill_losses.items()}
         super().__init__(
             student=build_classifier(student),
-            teacher=FrozenClassifier(build_classifier(teacher), teacher_checkpoint, fp16=teacher_fp16,
-                                     channels_last=teacher_channels_last),
-            distill_losses=distill_losses, val_teacher=val_teacher, init_cfg=init_cfg)
+            teacher=FrozenClassifier(
+                build_classifier(teacher), teacher_checkpoint, fp16=teacher_fp16, channels_last=teacher_channels_last
+            ),
+            distill_losses=distill_losses,
+            val_teacher=val_teacher,
+            init_cfg=init_cfg,
+        )
 
     def gt_labels(self, data_samples) -> Tensor:
         """``(N,)`` class labels."""

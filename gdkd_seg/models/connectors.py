@@ -1,10 +1,10 @@
 """Connectors: trainable maps from student features to the teacher's channels (training-only modules)."""
+
 from typing import Optional
 
 from mmcv.cnn import build_norm_layer
-from torch import Tensor, nn
-
 from mmseg.registry import MODELS
+from torch import Tensor, nn
 
 
 @MODELS.register_module()
@@ -28,7 +28,9 @@ class FeatureProjector(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'FeatureProjector expects (N, {self.in_channels}, H, W) features, got '
-                             f'{tuple(x.shape)}: set in_channels to the student layer\'s channel count')
+            raise ValueError(
+                f'FeatureProjector expects (N, {self.in_channels}, H, W) features, got '
+                f"{tuple(x.shape)}: set in_channels to the student layer's channel count"
+            )
         x = self.conv(x)
         return x if self.norm is None else self.norm(x)

@@ -22,15 +22,16 @@ Call chain of one training step (``mode='loss'``)::
 
 ``predict`` and ``tensor`` modes are the student's own, so validation, test and export see the student.
 """
+
 import copy
 from typing import Dict, NamedTuple, Optional, Union
 
 from mmengine.config import Config
 from mmengine.hub import get_config
 from mmengine.model import BaseModel
+from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from mmseg.registry import MODELS
 from . import feature_only
 from .recorders import ModuleOutputRecorder
 from .teacher import CachedTeacher, FrozenTeacher
@@ -40,6 +41,7 @@ DECLARATION_KEYS = ('student', 'teacher', 'loss', 'connector', 'extra_inputs')
 
 class Records(NamedTuple):
     """What one step recorded: student module outputs, teacher module outputs, component outputs."""
+
     student: ModuleOutputRecorder
     teacher: Dict[str, Tensor]
     components: Dict[str, object]
@@ -63,12 +65,16 @@ def loss_declarations(distill_losses) -> Dict[str, dict]:
     if isinstance(distill_losses, (list, tuple)):
         items = [dict(item) for item in distill_losses]
         named = all(isinstance(item.get('name'), str) for item in items)
-        example = ',\n'.join(f'        {item.pop("name")}={_source(item)}' for item in items) if named else \
-            "        decode=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg', loss=dict(...))"
+        example = (
+            ',\n'.join(f'        {item.pop("name")}={_source(item)}' for item in items)
+            if named
+            else "        decode=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg', loss=dict(...))"
+        )
         raise ValueError(
             'model.distill_losses is a list; it is a dict keyed by name, so that _base_ configs merge it and '
             '--cfg-options reach an entry as model.distill_losses.<name>.loss.<arg>=VALUE. Write it as\n'
-            f'    distill_losses=dict(\n{example})')
+            f'    distill_losses=dict(\n{example})'
+        )
     if not isinstance(distill_losses, dict):
         raise TypeError(f'model.distill_losses must be a dict of loss declarations, got {type(distill_losses)}')
     declarations = {}
@@ -76,15 +82,20 @@ def loss_declarations(distill_losses) -> Dict[str, dict]:
         if decl is None:
             continue
         if not isinstance(decl, dict):
-            raise TypeError(f'model.distill_losses.{name} must be a dict(student=..., teacher=..., loss=...) or '
-                            f'None, got {decl!r}')
+            raise TypeError(
+                f'model.distill_losses.{name} must be a dict(student=..., teacher=..., loss=...) or None, got {decl!r}'
+            )
         decl = dict(decl)
         unknown = sorted(set(decl) - set(DECLARATION_KEYS))
         missing = [key for key in ('student', 'teacher', 'loss') if key not in decl]
         if unknown or missing:
-            raise ValueError(f'model.distill_losses.{name}: ' + '; '.join(
-                ([f'unknown keys {unknown}'] if unknown else []) + ([f'missing {missing}'] if missing else []))
-                + f' (a declaration takes {list(DECLARATION_KEYS)})')
+            raise ValueError(
+                f'model.distill_losses.{name}: '
+                + '; '.join(
+                    ([f'unknown keys {unknown}'] if unknown else []) + ([f'missing {missing}'] if missing else [])
+                )
+                + f' (a declaration takes {list(DECLARATION_KEYS)})'
+            )
         decl['extra_inputs'] = dict(decl.get('extra_inputs') or {})
         declarations[name] = decl
     return declarations
@@ -124,9 +135,16 @@ class BaseDistiller(BaseModel):
         val_teacher (bool): evaluate the teacher on the val set before training (``DistillerHook``).
     """
 
-    def __init__(self, student: nn.Module, teacher: FrozenTeacher, distill_losses: Optional[dict] = None,
-                 components: Optional[dict] = None, detach_head_input: bool = False, val_teacher: bool = False,
-                 init_cfg=None):
+    def __init__(
+        self,
+        student: nn.Module,
+        teacher: FrozenTeacher,
+        distill_losses: Optional[dict] = None,
+        components: Optional[dict] = None,
+        detach_head_input: bool = False,
+        val_teacher: bool = False,
+        init_cfg=None,
+    ):
         super().__init__(init_cfg=init_cfg)
         self.student = student
         self.data_preprocessor = student.data_preprocessor
@@ -136,21 +154,35 @@ class BaseDistiller(BaseModel):
         self.distill_scale = 1.0  # set by DistillerHook during the warm-up
 
         self.declarations = loss_declarations(distill_losses)
-        self.components = nn.ModuleDict({
-            name: build_in_mmseg_scope(cfg, student=self.student, teacher=self.teacher.model)
-            for name, cfg in (components or {}).items() if cfg is not None})
+        self.components = nn.ModuleDict(
+            {
+                name: build_in_mmseg_scope(cfg, student=self.student, teacher=self.teacher.model)
+                for name, cfg in (components or {}).items()
+                if cfg is not None
+            }
+        )
         if self.components and self.teacher.model is None:
-            raise ValueError(f'The components {sorted(self.components)} run the teacher, which a teacher cache does '
-                             'not build: train them with the live teacher (drop model.teacher_cache)')
+            raise ValueError(
+                f'The components {sorted(self.components)} run the teacher, which a teacher cache does '
+                'not build: train them with the live teacher (drop model.teacher_cache)'
+            )
         for name, decl in self.declarations.items():
             unknown = sorted(set(decl['extra_inputs'].values()) - set(self.components))
             if unknown:
-                raise ValueError(f'model.distill_losses.{name}.extra_inputs name components {unknown}, but '
-                                 f'model.components has {sorted(self.components)}')
-        self.distill_losses = nn.ModuleDict({name: build_in_mmseg_scope(decl['loss'])
-                                             for name, decl in self.declarations.items()})
-        self.connectors = nn.ModuleDict({name: build_in_mmseg_scope(decl['connector'])
-                                         for name, decl in self.declarations.items() if decl.get('connector')})
+                raise ValueError(
+                    f'model.distill_losses.{name}.extra_inputs name components {unknown}, but '
+                    f'model.components has {sorted(self.components)}'
+                )
+        self.distill_losses = nn.ModuleDict(
+            {name: build_in_mmseg_scope(decl['loss']) for name, decl in self.declarations.items()}
+        )
+        self.connectors = nn.ModuleDict(
+            {
+                name: build_in_mmseg_scope(decl['connector'])
+                for name, decl in self.declarations.items()
+                if decl.get('connector')
+            }
+        )
 
         student_names = [d['student'] for d in self.declarations.values()]
         teacher_names = [d['teacher'] for d in self.declarations.values()]
@@ -194,11 +226,16 @@ class BaseDistiller(BaseModel):
     def record(self, inputs: Tensor, data_samples) -> Records:
         """The teacher's outputs (run now, or cached and carried by the batch) and the components' outputs,
         after the student's forward."""
-        teacher = self.teacher.outputs(data_samples, inputs.shape[-2:]) if isinstance(self.teacher, CachedTeacher) \
+        teacher = (
+            self.teacher.outputs(data_samples, inputs.shape[-2:])
+            if isinstance(self.teacher, CachedTeacher)
             else self.teacher(inputs)
-        return Records(self.student_recorder, teacher,
-                       {name: component(self.student_recorder, teacher)
-                        for name, component in self.components.items()})
+        )
+        return Records(
+            self.student_recorder,
+            teacher,
+            {name: component(self.student_recorder, teacher) for name, component in self.components.items()},
+        )
 
     def distill_loss(self, records: Records, gt) -> Dict[str, Tensor]:
         """One summed entry per declared loss, plus its terms (detached, not summed) for the log."""
@@ -220,7 +257,7 @@ class BaseDistiller(BaseModel):
 
     def student_state_dict(self) -> Dict[str, Tensor]:
         """The student's weights under the keys of a plain checkpoint of the student."""
-        return {k[len('student.'):]: v for k, v in self.state_dict().items() if k.startswith('student.')}
+        return {k[len('student.') :]: v for k, v in self.state_dict().items() if k.startswith('student.')}
 
 
 def resolve_model_cfg(model: Union[dict, str]) -> dict:

@@ -7,6 +7,7 @@ forward hook on its backbone, so the student's config, weights and exported mode
 feature losses read the stage outputs (``backbone.layerN``) recorded inside the backbone, before the hook
 detaches its result.
 """
+
 from torch import nn
 
 _HANDLE = '_gdkd_detach_head_input'

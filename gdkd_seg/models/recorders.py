@@ -1,4 +1,5 @@
 """Recorders: capture what named submodules output during a forward pass (MMRazor's idea, lighter)."""
+
 import re
 from contextlib import contextmanager
 from typing import Optional, Tuple
@@ -15,8 +16,10 @@ def parse_record_name(name: str) -> Tuple[str, Optional[int]]:
         return name, None
     match = _OUTPUT_ELEMENT.match(name)
     if not match:
-        raise ValueError(f'Cannot record {name!r}: write a module name (\'backbone.layer3\') or a module name and '
-                         "the index of one element of its tuple output ('backbone:3')")
+        raise ValueError(
+            f"Cannot record {name!r}: write a module name ('backbone.layer3') or a module name and "
+            "the index of one element of its tuple output ('backbone:3')"
+        )
     return match['module'], int(match['index'])
 
 
@@ -59,8 +62,10 @@ class ModuleOutputRecorder:
             module_name, index = parse_record_name(name)
             if module_name not in modules:
                 near = [m for m in modules if m and m.split('.')[0] == module_name.split('.')[0]][:8]
-                raise KeyError(f'{type(model).__name__} has no submodule {module_name!r} to record; '
-                               f'modules under the same parent include {near}')
+                raise KeyError(
+                    f'{type(model).__name__} has no submodule {module_name!r} to record; '
+                    f'modules under the same parent include {near}'
+                )
             module = modules[module_name]
             if isinstance(module, CONTAINERS):
                 parent = _calling_ancestor(modules, module_name)
@@ -68,7 +73,8 @@ class ModuleOutputRecorder:
                     f'Cannot record {name!r}: {module_name} is a {type(module).__name__}, a container that is never '
                     'called (its parent runs the parts by hand), so a hook on it never fires. Record an element '
                     f"of the parent's output instead, e.g. '{parent}:<index>' (MixVisionTransformer: "
-                    "'backbone:0' .. 'backbone:3' for its stages), or a module inside it that is called")
+                    "'backbone:0' .. 'backbone:3' for its stages), or a module inside it that is called"
+                )
             self._handles.append(module.register_forward_hook(self._make_hook(name, index), prepend=True))
 
     def _make_hook(self, name, index):
@@ -79,13 +85,18 @@ class ModuleOutputRecorder:
                 self.outputs[name] = output
                 return
             if not isinstance(output, (tuple, list)):
-                raise RuntimeError(f'Cannot record {name!r}: {type(module).__name__} outputs a single '
-                                   f'{type(output).__name__}, not a tuple to take element {index} of; record the '
-                                   'module itself (its name without the index)')
+                raise RuntimeError(
+                    f'Cannot record {name!r}: {type(module).__name__} outputs a single '
+                    f'{type(output).__name__}, not a tuple to take element {index} of; record the '
+                    'module itself (its name without the index)'
+                )
             if index >= len(output):
-                raise RuntimeError(f'Cannot record {name!r}: {type(module).__name__} outputs {len(output)} '
-                                   f'elements, so the index must lie in 0..{len(output) - 1}')
+                raise RuntimeError(
+                    f'Cannot record {name!r}: {type(module).__name__} outputs {len(output)} '
+                    f'elements, so the index must lie in 0..{len(output) - 1}'
+                )
             self.outputs[name] = output[index]
+
         return hook
 
     @contextmanager

@@ -1,10 +1,11 @@
 """SegDistiller: a frozen MMSeg teacher distilled into a trainable MMSeg student."""
+
 from typing import Optional, Union
 
 import torch
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
 from ..checks import decode_head_classes
 from .distiller_base import BaseDistiller, resolve_model_cfg
 from .teacher import CachedTeacher, FrozenTeacher
@@ -15,15 +16,19 @@ __all__ = ['SegDistiller', 'resolve_model_cfg', 'check_same_classes']
 def check_same_classes(student, teacher) -> None:
     """Student and teacher segmentors (or the teacher's config) must predict the same classes (their logits
     are compared)."""
-    teacher_classes = (teacher.get('decode_head') or {}).get('num_classes') if isinstance(teacher, dict) \
+    teacher_classes = (
+        (teacher.get('decode_head') or {}).get('num_classes')
+        if isinstance(teacher, dict)
         else decode_head_classes(teacher)
+    )
     counts = dict(student=decode_head_classes(student), teacher=teacher_classes)
     if None not in counts.values() and counts['student'] != counts['teacher']:
         raise ValueError(
-            f"The student predicts {counts['student']} classes and the teacher {counts['teacher']}: "
+            f'The student predicts {counts["student"]} classes and the teacher {counts["teacher"]}: '
             'distillation compares their logits class by class. Set the same num_classes in both '
             '(model.student.decode_head.num_classes / model.teacher.decode_head.num_classes, and the '
-            'auxiliary heads), matching the dataset, and use a teacher checkpoint trained on that dataset.')
+            'auxiliary heads), matching the dataset, and use a teacher checkpoint trained on that dataset.'
+        )
 
 
 @MODELS.register_module()
@@ -54,24 +59,44 @@ class SegDistiller(BaseDistiller):
             (:mod:`gdkd_seg.teacher_cache`). Validation, test and export are unchanged.
     """
 
-    def __init__(self, student: dict, teacher: Union[dict, str], teacher_checkpoint: Optional[str] = None,
-                 distill_losses: Optional[dict] = None, components: Optional[dict] = None,
-                 detach_head_input: bool = False, val_teacher: bool = False, teacher_fp16: bool = False,
-                 teacher_channels_last: bool = False, teacher_cache: Optional[str] = None, init_cfg=None):
+    def __init__(
+        self,
+        student: dict,
+        teacher: Union[dict, str],
+        teacher_checkpoint: Optional[str] = None,
+        distill_losses: Optional[dict] = None,
+        components: Optional[dict] = None,
+        detach_head_input: bool = False,
+        val_teacher: bool = False,
+        teacher_fp16: bool = False,
+        teacher_channels_last: bool = False,
+        teacher_cache: Optional[str] = None,
+        init_cfg=None,
+    ):
         student = MODELS.build(resolve_model_cfg(student))
         teacher_cfg = resolve_model_cfg(teacher)
         if teacher_cache:
             if val_teacher:
-                raise ValueError('val_teacher needs the live teacher, which model.teacher_cache does not build: '
-                                 'evaluate the teacher with its own config (tools/test.py)')
+                raise ValueError(
+                    'val_teacher needs the live teacher, which model.teacher_cache does not build: '
+                    'evaluate the teacher with its own config (tools/test.py)'
+                )
             frozen = CachedTeacher(dict(teacher=teacher_cfg, teacher_checkpoint=teacher_checkpoint), teacher_cache)
             check_same_classes(student, teacher_cfg)
         else:
-            frozen = FrozenTeacher(MODELS.build(teacher_cfg), teacher_checkpoint, fp16=teacher_fp16,
-                                   channels_last=teacher_channels_last)
+            frozen = FrozenTeacher(
+                MODELS.build(teacher_cfg), teacher_checkpoint, fp16=teacher_fp16, channels_last=teacher_channels_last
+            )
             check_same_classes(student, frozen.model)
-        super().__init__(student=student, teacher=frozen, distill_losses=distill_losses, components=components,
-                         detach_head_input=detach_head_input, val_teacher=val_teacher, init_cfg=init_cfg)
+        super().__init__(
+            student=student,
+            teacher=frozen,
+            distill_losses=distill_losses,
+            components=components,
+            detach_head_input=detach_head_input,
+            val_teacher=val_teacher,
+            init_cfg=init_cfg,
+        )
         self.teacher_cache = teacher_cache
 
     def gt_labels(self, data_samples) -> Tensor:

@@ -19,13 +19,14 @@ backbone's ``out_indices`` when it has no ``res_layers``, with their channels re
 construction. The teacher's stages must be modules that run in sequence (a ResNet's ``res_layers``): the
 stones call them.
 """
+
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from mmseg.registry import MODELS
 from .connectors import FeatureProjector
 from .recorders import ModuleOutputRecorder, parse_record_name
 
@@ -48,19 +49,25 @@ def backbone_stage_names(segmentor: nn.Module, outputs_allowed: bool = False) ->
         return [f'backbone:{j}' for j in range(len(out_indices))]
     kind = type(backbone if backbone is not None else segmentor).__name__
     if outputs_allowed:
-        raise ValueError(f'Cannot tell the stages of a {kind} backbone (no res_layers, no out_indices): name them '
-                         "(SteppingStones: student_stages), as modules or as elements of the backbone's output such "
-                         "as 'backbone:0'")
-    raise ValueError(f'Cannot tell the stage modules of a {kind} backbone (no res_layers): name them, modules called '
-                     "in sequence such as ['backbone.layer1', 'backbone.layer2', ...] (SteppingStones: teacher_stages)")
+        raise ValueError(
+            f'Cannot tell the stages of a {kind} backbone (no res_layers, no out_indices): name them '
+            "(SteppingStones: student_stages), as modules or as elements of the backbone's output such "
+            "as 'backbone:0'"
+        )
+    raise ValueError(
+        f'Cannot tell the stage modules of a {kind} backbone (no res_layers): name them, modules called '
+        "in sequence such as ['backbone.layer1', 'backbone.layer2', ...] (SteppingStones: teacher_stages)"
+    )
 
 
 def stage_out_channels(stage: nn.Module, name: str) -> int:
     """Output channels of a convolutional stage: those of its last convolution (in registration order)."""
     convs = [m for m in stage.modules() if isinstance(m, nn.Conv2d)]
     if not convs:
-        raise ValueError(f'{name} has no convolution to read its output channels from: give '
-                         'student_channels / teacher_channels in the SteppingStones config')
+        raise ValueError(
+            f'{name} has no convolution to read its output channels from: give '
+            'student_channels / teacher_channels in the SteppingStones config'
+        )
     return convs[-1].out_channels
 
 
@@ -80,9 +87,11 @@ def probed_channels(segmentor: nn.Module, names: Sequence[str], who: str = 'stud
             segmentor.extract_feat(image)
         outputs = [recorder[name] for name in names]
     except Exception as err:
-        raise ValueError(f'Could not read the channels of the {who} stages {list(names)} from a forward of a '
-                         f'{PROBE_SIZE}x{PROBE_SIZE} image ({err}): give {who}_channels in the SteppingStones '
-                         'config') from err
+        raise ValueError(
+            f'Could not read the channels of the {who} stages {list(names)} from a forward of a '
+            f'{PROBE_SIZE}x{PROBE_SIZE} image ({err}): give {who}_channels in the SteppingStones '
+            'config'
+        ) from err
     finally:
         recorder.remove()
         for module, mode in training.items():
@@ -130,10 +139,18 @@ class SteppingStones(nn.Module):
         align_corners (bool): of the bilinear resize of connector outputs to the teacher's stage size.
     """
 
-    def __init__(self, student: nn.Module, teacher: nn.Module, stones: Sequence[int] = (1, 2, 3),
-                 norm_cfg: Optional[dict] = dict(type='BN'), student_stages: Optional[List[str]] = None,
-                 teacher_stages: Optional[List[str]] = None, student_channels: Optional[List[int]] = None,
-                 teacher_channels: Optional[List[int]] = None, align_corners: bool = False):
+    def __init__(
+        self,
+        student: nn.Module,
+        teacher: nn.Module,
+        stones: Sequence[int] = (1, 2, 3),
+        norm_cfg: Optional[dict] = dict(type='BN'),
+        student_stages: Optional[List[str]] = None,
+        teacher_stages: Optional[List[str]] = None,
+        student_channels: Optional[List[int]] = None,
+        teacher_channels: Optional[List[int]] = None,
+        align_corners: bool = False,
+    ):
         super().__init__()
         stones = list(stones)
         if not stones or any(isinstance(i, bool) or not isinstance(i, int) or i < 1 for i in stones):
@@ -143,23 +160,31 @@ class SteppingStones(nn.Module):
         self.stones = sorted(stones)
         self.align_corners = align_corners
         if teacher is None:
-            raise ValueError('SteppingStones run the teacher\'s stages and head, so they need the teacher network '
-                             '(a teacher cache builds none)')
+            raise ValueError(
+                "SteppingStones run the teacher's stages and head, so they need the teacher network "
+                '(a teacher cache builds none)'
+            )
 
         student_stages = list(student_stages or backbone_stage_names(student, outputs_allowed=True))
         teacher_stages = list(teacher_stages or backbone_stage_names(teacher))
         outputs = [name for name in teacher_stages if parse_record_name(name)[1] is not None]
         if outputs:
-            raise ValueError(f'teacher_stages {outputs} name outputs, not modules: the stones call the teacher\'s '
-                             'stages one after the other, so each must be a module (e.g. backbone.layer3)')
+            raise ValueError(
+                f"teacher_stages {outputs} name outputs, not modules: the stones call the teacher's "
+                'stages one after the other, so each must be a module (e.g. backbone.layer3)'
+            )
         n = len(teacher_stages)
         too_deep = [i for i in self.stones if i > min(n, len(student_stages))]
         if too_deep:
-            raise ValueError(f'stones {too_deep} do not exist: the student has {len(student_stages)} stages and '
-                             f'the teacher {n}, so stones must lie in 1..{min(n, len(student_stages))}')
+            raise ValueError(
+                f'stones {too_deep} do not exist: the student has {len(student_stages)} stages and '
+                f'the teacher {n}, so stones must lie in 1..{min(n, len(student_stages))}'
+            )
         if getattr(teacher, 'with_neck', False):
-            raise ValueError('SteppingStones run the teacher\'s stages straight into its decode head, '
-                             'so a teacher with a neck is not supported')
+            raise ValueError(
+                "SteppingStones run the teacher's stages straight into its decode head, "
+                'so a teacher with a neck is not supported'
+            )
         t_modules = dict(teacher.named_modules())
         s_modules = dict(student.named_modules())
         for who, names, modules in (('student', student_stages, s_modules), ('teacher', teacher_stages, t_modules)):
@@ -171,8 +196,9 @@ class SteppingStones(nn.Module):
 
         s_channels = student_channels or stage_channels(student, student_stages, 'student')
         t_channels = teacher_channels or stage_channels(teacher, teacher_stages, 'teacher')
-        self.connectors = nn.ModuleDict({str(i): FeatureProjector(s_channels[i - 1], t_channels[i - 1], norm_cfg)
-                                         for i in self.stones})
+        self.connectors = nn.ModuleDict(
+            {str(i): FeatureProjector(s_channels[i - 1], t_channels[i - 1], norm_cfg) for i in self.stones}
+        )
         # Plain attributes set with object.__setattr__: outside this module's tree (no parameters, no
         # state_dict, no .train()), exactly like the distiller's FrozenTeacher.
         object.__setattr__(self, '_teacher', teacher)
@@ -188,8 +214,10 @@ class SteppingStones(nn.Module):
         needed = [out_indices[p] for p in positions]  # 0-based stages the head reads
         shallow = [i for i in self.stones if any(stage < i - 1 for stage in needed)]
         if shallow:
-            raise ValueError(f'the teacher\'s decode head reads stages {[s + 1 for s in needed]}, earlier than '
-                             f'stones {shallow} start in the teacher: use deeper stones')
+            raise ValueError(
+                f"the teacher's decode head reads stages {[s + 1 for s in needed]}, earlier than "
+                f'stones {shallow} start in the teacher: use deeper stones'
+            )
 
     @property
     def stone_weights(self) -> Dict[int, float]:

@@ -1,4 +1,5 @@
 """The frozen teacher: safe checkpoint loading with clear errors, and an inference-only forward."""
+
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
@@ -16,18 +17,27 @@ class TeacherCheckpointError(RuntimeError):
 
 def check_state_dict_fits(model: nn.Module, state_dict: dict, source: str) -> None:
     """Raise TeacherCheckpointError naming every missing, unexpected or mis-shaped key."""
-    check_fits(model, state_dict, source, 'the teacher config',
-               'Is this the checkpoint of the teacher architecture in model.teacher?', TeacherCheckpointError)
+    check_fits(
+        model,
+        state_dict,
+        source,
+        'the teacher config',
+        'Is this the checkpoint of the teacher architecture in model.teacher?',
+        TeacherCheckpointError,
+    )
 
 
 def check_finite_weights(state_dict: dict, source: str) -> None:
     """A teacher with a NaN or inf weight teaches NaN: refuse it, naming the tensors."""
-    bad = [k for k, v in state_dict.items() if torch.is_tensor(v) and v.is_floating_point()
-           and not torch.isfinite(v).all()]
+    bad = [
+        k for k, v in state_dict.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()
+    ]
     if bad:
-        raise TeacherCheckpointError(f'Teacher checkpoint {source} has non-finite (NaN or inf) values in {len(bad)} '
-                                     f'tensors, e.g. {bad[:5]}: it is corrupt or from a diverged run; use another '
-                                     'checkpoint of the teacher')
+        raise TeacherCheckpointError(
+            f'Teacher checkpoint {source} has non-finite (NaN or inf) values in {len(bad)} '
+            f'tensors, e.g. {bad[:5]}: it is corrupt or from a diverged run; use another '
+            'checkpoint of the teacher'
+        )
 
 
 class FrozenTeacher:
@@ -62,8 +72,8 @@ class FrozenTeacher:
             ckpt = CheckpointLoader.load_checkpoint(self.checkpoint, map_location='cpu')
         except FileNotFoundError as err:
             raise TeacherCheckpointError(
-                f'Teacher checkpoint not found: {self.checkpoint}. Train or download the teacher and '
-                f'{CHECKPOINT_HINT}') from err
+                f'Teacher checkpoint not found: {self.checkpoint}. Train or download the teacher and {CHECKPOINT_HINT}'
+            ) from err
         except CheckpointDownloadError as err:
             raise TeacherCheckpointError(
                 f'Could not download the teacher checkpoint {self.checkpoint} ({err.__cause__ or err}). '
@@ -78,8 +88,9 @@ class FrozenTeacher:
 
     def _require_loaded(self):
         if not self.loaded:
-            raise TeacherCheckpointError('The teacher has no weights yet: call model.init_weights() '
-                                         '(the Runner does so when training starts).')
+            raise TeacherCheckpointError(
+                'The teacher has no weights yet: call model.init_weights() (the Runner does so when training starts).'
+            )
 
     def _autocast(self, inputs):
         dtype = torch.bfloat16 if inputs.device.type == 'cpu' else torch.float16
@@ -146,17 +157,23 @@ class CachedTeacher:
 
     def load(self):
         from ..teacher_cache import check_manifest, read_manifest, teacher_identity
+
         manifest = read_manifest(self.cache_dir)
         check_manifest(manifest, self.cache_dir, teacher_identity(self.model_cfg), self.names)
         self.stride = manifest['stride']
 
     def outputs(self, data_samples, padded_shape):
         from ..datasets.teacher_logits import teacher_logits_of
+
         if self.stride is None:
-            raise TeacherCheckpointError('The teacher cache is not checked yet: call model.init_weights() (the Runner '
-                                         'does so when training starts)')
+            raise TeacherCheckpointError(
+                'The teacher cache is not checked yet: call model.init_weights() (the Runner '
+                'does so when training starts)'
+            )
         return {name: teacher_logits_of(data_samples, name, padded_shape, self.stride) for name in self.names}
 
     def predict(self, inputs, data_samples):
-        raise TeacherCheckpointError('With model.teacher_cache the teacher is not built, so it cannot be evaluated '
-                                     '(val_teacher): evaluate it with its own config and checkpoint, tools/test.py')
+        raise TeacherCheckpointError(
+            'With model.teacher_cache the teacher is not built, so it cannot be evaluated '
+            '(val_teacher): evaluate it with its own config and checkpoint, tools/test.py'
+        )

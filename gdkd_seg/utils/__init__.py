@@ -1,11 +1,33 @@
-from .checkpoint import (AtomicLocalBackend, CheckpointDownloadError, CheckpointMismatchError, CheckpointReadError,
-                         UnsafeCheckpointError, atomic_write, check_state_dict_fits, checkpoint_is_complete,
-                         install_safe_checkpoint_loaders, load_from_http, load_from_local, safe_torch_load,
-                         state_dict_of)
+from .checkpoint import (
+    AtomicLocalBackend,
+    CheckpointDownloadError,
+    CheckpointMismatchError,
+    CheckpointReadError,
+    UnsafeCheckpointError,
+    atomic_write,
+    check_state_dict_fits,
+    checkpoint_is_complete,
+    install_safe_checkpoint_loaders,
+    load_from_http,
+    load_from_local,
+    safe_torch_load,
+    state_dict_of,
+)
 
 install_safe_checkpoint_loaders()
 
-__all__ = ['AtomicLocalBackend', 'CheckpointDownloadError', 'CheckpointMismatchError', 'CheckpointReadError',
-           'UnsafeCheckpointError', 'atomic_write', 'check_state_dict_fits', 'checkpoint_is_complete',
-           'install_safe_checkpoint_loaders', 'load_from_http', 'load_from_local', 'safe_torch_load',
-           'state_dict_of']
+__all__ = [
+    'AtomicLocalBackend',
+    'CheckpointDownloadError',
+    'CheckpointMismatchError',
+    'CheckpointReadError',
+    'UnsafeCheckpointError',
+    'atomic_write',
+    'check_state_dict_fits',
+    'checkpoint_is_complete',
+    'install_safe_checkpoint_loaders',
+    'load_from_http',
+    'load_from_local',
+    'safe_torch_load',
+    'state_dict_of',
+]

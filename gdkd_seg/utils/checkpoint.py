@@ -5,15 +5,16 @@ message hub pickles ``HistoryBuffer`` objects (numpy arrays, and its statistics 
 ``getattr``). Instead of switching the safety off, we allow-list exactly the types MMEngine/MMSeg
 checkpoints carry and register loaders for MMEngine's ``CheckpointLoader`` schemes (local paths,
 http(s), ``open-mmlab://``, ``torchvision://``), so ``Runner.resume``, ``load_from`` and
-``init_cfg=dict(type='Pretrained')`` all go through :func:`safe_torch_load` (``mmcls://`` too). Anything else pickled in a
-checkpoint is refused with :class:`UnsafeCheckpointError`; a truncated or corrupt file gives a
-:class:`CheckpointReadError` naming it.
+``init_cfg=dict(type='Pretrained')`` all go through :func:`safe_torch_load` (``mmcls://`` too).
+Anything else pickled in a checkpoint is refused with :class:`UnsafeCheckpointError`; a truncated or corrupt file
+gives a :class:`CheckpointReadError` naming it.
 
 Writes are atomic: MMEngine's local file backend (which ``save_checkpoint`` writes through) is replaced by
 :class:`AtomicLocalBackend`, which writes a temporary file beside the target and renames it, so an
 interrupted save leaves the previous file intact instead of a truncated one. :func:`check_state_dict_fits`
 names every key of a state dict that does not fit a model.
 """
+
 import os
 import os.path as osp
 import pickle
@@ -25,12 +26,29 @@ import torch
 from mmengine.dist import barrier, get_dist_info
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging.history_buffer import HistoryBuffer
-from mmengine.runner.checkpoint import (CheckpointLoader, _process_mmcls_checkpoint, get_deprecated_model_names,
-                                        get_external_models, get_mmcls_models, get_torchvision_models)
+from mmengine.runner.checkpoint import (
+    CheckpointLoader,
+    _process_mmcls_checkpoint,
+    get_deprecated_model_names,
+    get_external_models,
+    get_mmcls_models,
+    get_torchvision_models,
+)
 
-__all__ = ['UnsafeCheckpointError', 'CheckpointDownloadError', 'CheckpointReadError', 'CheckpointMismatchError',
-           'safe_torch_load', 'load_from_local', 'load_from_http', 'install_safe_checkpoint_loaders',
-           'checkpoint_is_complete', 'check_state_dict_fits', 'AtomicLocalBackend', 'atomic_write']
+__all__ = [
+    'UnsafeCheckpointError',
+    'CheckpointDownloadError',
+    'CheckpointReadError',
+    'CheckpointMismatchError',
+    'safe_torch_load',
+    'load_from_local',
+    'load_from_http',
+    'install_safe_checkpoint_loaders',
+    'checkpoint_is_complete',
+    'check_state_dict_fits',
+    'AtomicLocalBackend',
+    'atomic_write',
+]
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -86,7 +104,8 @@ def safe_torch_load(file, map_location=None):
             raise CheckpointReadError(
                 f'Could not read checkpoint {file}: it is truncated or corrupt ({type(err).__name__}: '
                 f'{first_line}). A save or copy was probably interrupted: use the previous checkpoint, or copy '
-                'the file again.') from err
+                'the file again.'
+            ) from err
         err.add_note(f'(while loading checkpoint {file})')
         raise
     except pickle.UnpicklingError as err:
@@ -96,7 +115,8 @@ def safe_torch_load(file, map_location=None):
             f'containers or the MMEngine/numpy types gdkd_seg allows ({reason}). Unpickling them could run '
             'arbitrary code. If you trust where the file comes from, load it knowingly with '
             '`torch.load(path, weights_only=False)` and re-save only its state_dict, or allow the type with '
-            '`torch.serialization.add_safe_globals([...])`.') from err
+            '`torch.serialization.add_safe_globals([...])`.'
+        ) from err
 
 
 def load_from_local(filename, map_location=None):
@@ -116,7 +136,8 @@ def _download(url, model_dir):
         except Exception as err:  # URLError, HTTPError, socket errors, ...
             raise CheckpointDownloadError(
                 f'Could not download checkpoint {url}: {err}. Without internet access, download the file '
-                f'elsewhere, copy it to {cached} or pass its local path instead of the URL.') from err
+                f'elsewhere, copy it to {cached} or pass its local path instead of the URL.'
+            ) from err
     return cached
 
 
@@ -139,8 +160,7 @@ def load_from_openmmlab(filename, map_location=None):
     url = get_external_models()[name]
     if url.startswith(('http://', 'https://')):
         return load_from_http(url, map_location)
-    return load_from_local(osp.join(osp.expanduser(os.getenv('MMENGINE_HOME', '~/.cache/mmengine')), url),
-                           map_location)
+    return load_from_local(osp.join(osp.expanduser(os.getenv('MMENGINE_HOME', '~/.cache/mmengine')), url), map_location)
 
 
 def load_from_torchvision(filename, map_location=None):
@@ -203,7 +223,7 @@ register_backend('local', AtomicLocalBackend, force=True, prefixes='')
 
 def _strip_prefix(state_dict: dict, prefix: str) -> dict:
     if state_dict and all(k.startswith(prefix) for k in state_dict):
-        return {k[len(prefix):]: v for k, v in state_dict.items()}
+        return {k[len(prefix) :]: v for k, v in state_dict.items()}
     return state_dict
 
 
@@ -214,8 +234,9 @@ def state_dict_of(checkpoint) -> dict:
     return _strip_prefix(dict(state), 'module.')
 
 
-def check_state_dict_fits(model: torch.nn.Module, state_dict: dict, source: str, target: str,
-                          hint: str = '', error=CheckpointMismatchError) -> None:
+def check_state_dict_fits(
+    model: torch.nn.Module, state_dict: dict, source: str, target: str, hint: str = '', error=CheckpointMismatchError
+) -> None:
     """Raise ``error`` naming every missing, unexpected or mis-shaped key of ``state_dict`` for ``model``.
 
     ``source`` names the checkpoint, ``target`` what it should fit (e.g. 'the teacher config'), ``hint`` the
@@ -224,18 +245,24 @@ def check_state_dict_fits(model: torch.nn.Module, state_dict: dict, source: str,
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
-    mismatched = [(k, tuple(state_dict[k].shape), tuple(expected[k].shape))
-                  for k in expected if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k].shape)]
+    mismatched = [
+        (k, tuple(state_dict[k].shape), tuple(expected[k].shape))
+        for k in expected
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k].shape)
+    ]
     if not (missing or unexpected or mismatched):
         return
     lines = [f'Checkpoint {source} does not fit {target}:']
     if mismatched:
         lines += [f'  {k}: checkpoint {list(got)} vs config {list(want)}' for k, got, want in mismatched[:10]]
-        classes = [(got[0], want[0]) for k, got, want in mismatched
-                   if k.endswith('conv_seg.weight') and got[0] != want[0]]
+        classes = [
+            (got[0], want[0]) for k, got, want in mismatched if k.endswith('conv_seg.weight') and got[0] != want[0]
+        ]
         if classes:
-            lines.append(f'  the checkpoint predicts {classes[0][0]} classes, {target} {classes[0][1]}: use a '
-                         'checkpoint trained on this dataset or fix num_classes')
+            lines.append(
+                f'  the checkpoint predicts {classes[0][0]} classes, {target} {classes[0][1]}: use a '
+                'checkpoint trained on this dataset or fix num_classes'
+            )
         elif mismatched:
             lines.append('  the layers differ in shape: the checkpoint is of another architecture or width')
     if missing:

@@ -1,4 +1,5 @@
 """Peak memory of a call, for the benchmark scripts (tools/benchmark_losses.py, tools/benchmark_step.py)."""
+
 import gc
 import re
 

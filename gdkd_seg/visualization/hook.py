@@ -1,4 +1,5 @@
 """An MMEngine hook that draws the partition pictures of a few validation images during training."""
+
 import os.path as osp
 from typing import Optional, Sequence
 
@@ -8,8 +9,8 @@ from mmengine.dist import is_main_process
 from mmengine.fileio import get
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-
 from mmseg.registry import HOOKS
+
 from .partitions import describe_settings, draw_partitions, gdkd_settings, partition_maps, predict_logits
 
 
@@ -34,8 +35,15 @@ class PartitionVisualizationHook(Hook):
 
     priority = 'LOW'
 
-    def __init__(self, interval: int = 2000, num_images: int = 3, indices: Optional[Sequence[int]] = None,
-                 topk: Optional[int] = None, panel_width: int = 480, backend_args: Optional[dict] = None):
+    def __init__(
+        self,
+        interval: int = 2000,
+        num_images: int = 3,
+        indices: Optional[Sequence[int]] = None,
+        topk: Optional[int] = None,
+        panel_width: int = 480,
+        backend_args: Optional[dict] = None,
+    ):
         if interval < 1:
             raise ValueError(f'interval must be >= 1, got {interval}')
         if indices is None and num_images < 1:
@@ -49,8 +57,10 @@ class PartitionVisualizationHook(Hook):
 
     def before_train(self, runner):
         if runner.val_loop is None:
-            raise ValueError('PartitionVisualizationHook draws validation images: the config needs '
-                             'val_dataloader, val_cfg and val_evaluator')
+            raise ValueError(
+                'PartitionVisualizationHook draws validation images: the config needs '
+                'val_dataloader, val_cfg and val_evaluator'
+            )
         self.dataset = runner.val_loop.dataloader.dataset
         size = len(self.dataset)
         if self.indices is None:
@@ -73,17 +83,24 @@ class PartitionVisualizationHook(Hook):
         for index in self.indices:
             item = self.dataset[index]
             teacher, student, samples = predict_logits(
-                model, dict(inputs=[item['inputs']], data_samples=[item['data_samples']]))
+                model, dict(inputs=[item['inputs']], data_samples=[item['data_samples']])
+            )
             sample = samples[0]
             gt = sample.gt_sem_seg.data[0] if 'gt_sem_seg' in sample else None
-            maps = partition_maps(teacher[0], gt=gt, student_logits=None if student is None else student[0],
-                                  **self.settings)
+            maps = partition_maps(
+                teacher[0], gt=gt, student_logits=None if student is None else student[0], **self.settings
+            )
             image = mmcv.imfrombytes(get(sample.img_path, backend_args=self.backend_args), channel_order='rgb')
             name = osp.splitext(osp.basename(sample.img_path))[0]
             picture = draw_partitions(
-                image, maps, self.settings['topk'], meta.get('classes'), meta.get('palette'),
+                image,
+                maps,
+                self.settings['topk'],
+                meta.get('classes'),
+                meta.get('palette'),
                 title=f'{name}, iteration {step}; {describe_settings(self.settings)}',
-                panel_width=self.panel_width)
+                panel_width=self.panel_width,
+            )
             runner.visualizer.add_image(f'partitions_{name}', picture, step=step)
         runner.logger.info(f'Partition pictures of {len(self.indices)} val images drawn at iteration {step}')
 

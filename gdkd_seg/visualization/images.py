@@ -1,5 +1,6 @@
 """Partition pictures of images on disk: the library side of ``tools/visualize_partitions.py`` (and of
 the demo's pictures)."""
+
 import inspect
 import os
 import os.path as osp
@@ -12,9 +13,9 @@ from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
 from mmengine.utils import ProgressBar, scandir
-
 from mmseg.apis import init_model
 from mmseg.registry import DATASETS, MODELS, TRANSFORMS
+
 from ..checks import leaf_datasets
 from ..runner import load_config
 from .partitions import describe_settings, draw_partitions, gdkd_settings, partition_maps, predict_logits
@@ -32,7 +33,7 @@ def build_model(cfg, checkpoint, device):
     ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
     state = ckpt.get('state_dict', ckpt)
     if state and all(k.startswith('module.') for k in state):
-        state = {k[len('module.'):]: v for k, v in state.items()}
+        state = {k[len('module.') :]: v for k, v in state.items()}
     if cfg.model.get('type') == 'SegDistiller':
         model = MODELS.build(cfg.model)
         distiller_ckpt = any(k.startswith('student.') for k in state)
@@ -49,9 +50,10 @@ def _load(model, state, checkpoint, cfg):
     try:
         load_state_dict(model, state, strict=True)
     except RuntimeError as err:
-        raise RuntimeError(f'{checkpoint} does not fit the model of {cfg.filename} ({err}). A distiller '
-                           'checkpoint needs its distiller config; a plain MMSeg checkpoint its own config.'
-                           ) from err
+        raise RuntimeError(
+            f'{checkpoint} does not fit the model of {cfg.filename} ({err}). A distiller '
+            'checkpoint needs its distiller config; a plain MMSeg checkpoint its own config.'
+        ) from err
 
 
 def dataset_cfg(cfg) -> dict:
@@ -112,18 +114,23 @@ def find_images(img, ann, img_suffix, seg_map_suffix):
     items = []
     for path, root, rel in found:
         name = osp.basename(rel)
-        stem = name[:-len(img_suffix)] if name.endswith(img_suffix) else osp.splitext(name)[0]
+        stem = name[: -len(img_suffix)] if name.endswith(img_suffix) else osp.splitext(name)[0]
         rel_stem = osp.join(osp.dirname(rel), stem)
         ann_path = None
         if ann is not None and osp.isfile(ann):
             ann_path = ann
         elif ann is not None:
-            tried = [osp.join(ann, rel_stem + seg_map_suffix), osp.join(ann, stem + seg_map_suffix),
-                     osp.join(ann, rel_stem + '.png')]
+            tried = [
+                osp.join(ann, rel_stem + seg_map_suffix),
+                osp.join(ann, stem + seg_map_suffix),
+                osp.join(ann, rel_stem + '.png'),
+            ]
             ann_path = next((p for p in tried if osp.isfile(p)), None)
             if ann_path is None:
-                raise FileNotFoundError(f'no annotation for {path}; tried {tried} (seg_map_suffix '
-                                        f'{seg_map_suffix!r} from the config\'s dataset)')
+                raise FileNotFoundError(
+                    f'no annotation for {path}; tried {tried} (seg_map_suffix '
+                    f"{seg_map_suffix!r} from the config's dataset)"
+                )
         items.append((path, ann_path, rel_stem))
     return items
 
@@ -131,15 +138,25 @@ def find_images(img, ann, img_suffix, seg_map_suffix):
 def load_annotation(ann_transform, path, reduce_zero_label, image_shape):
     gt = ann_transform(dict(seg_map_path=path, reduce_zero_label=reduce_zero_label, seg_fields=[]))['gt_seg_map']
     if gt.shape[:2] != tuple(image_shape[:2]):
-        raise ValueError(f'annotation {path} is {gt.shape[1]}x{gt.shape[0]} but its image is '
-                         f'{image_shape[1]}x{image_shape[0]}: is --ann the matching annotation?')
+        raise ValueError(
+            f'annotation {path} is {gt.shape[1]}x{gt.shape[0]} but its image is '
+            f'{image_shape[1]}x{image_shape[0]}: is --ann the matching annotation?'
+        )
     return torch.from_numpy(gt.astype('int64'))
 
 
 # ----------------------------------------------------------------------------
-def visualize_partitions(config: str, checkpoint: str, img: str, out: str, ann: Optional[str] = None,
-                         topk: Optional[int] = None, device: Optional[str] = None, panel_width: int = 480,
-                         options: Optional[dict] = None) -> List[str]:
+def visualize_partitions(
+    config: str,
+    checkpoint: str,
+    img: str,
+    out: str,
+    ann: Optional[str] = None,
+    topk: Optional[int] = None,
+    device: Optional[str] = None,
+    panel_width: int = 480,
+    options: Optional[dict] = None,
+) -> List[str]:
     """Draw one partition picture per image of ``img`` (a file, or a folder searched recursively) into
     ``out``; returns the paths written.
 
@@ -169,14 +186,21 @@ def visualize_partitions(config: str, checkpoint: str, img: str, out: str, ann: 
     progress = ProgressBar(len(items), file=sys.stdout)  # follows redirect_stdout (tools/demo.py)
     for path, ann_path, rel_stem in items:
         data = image_pipeline(dict(img_path=path))
-        teacher, student, _ = predict_logits(model, dict(inputs=[data['inputs']],
-                                                         data_samples=[data['data_samples']]))
+        teacher, student, _ = predict_logits(model, dict(inputs=[data['inputs']], data_samples=[data['data_samples']]))
         image = mmcv.imread(path, channel_order='rgb')
         gt = None if ann_path is None else load_annotation(ann_transform, ann_path, reduce_zero_label, image.shape)
-        maps = partition_maps(teacher[0].cpu(), gt=gt, student_logits=None if student is None else student[0].cpu(),
-                              **settings)
-        picture = draw_partitions(image, maps, settings['topk'], meta.get('classes'), meta.get('palette'),
-                                  title=f'{osp.basename(path)}; {side}', panel_width=panel_width)
+        maps = partition_maps(
+            teacher[0].cpu(), gt=gt, student_logits=None if student is None else student[0].cpu(), **settings
+        )
+        picture = draw_partitions(
+            image,
+            maps,
+            settings['topk'],
+            meta.get('classes'),
+            meta.get('palette'),
+            title=f'{osp.basename(path)}; {side}',
+            panel_width=panel_width,
+        )
         path_out = osp.join(out, rel_stem + '_partitions.png')
         os.makedirs(osp.dirname(path_out), exist_ok=True)
         mmcv.imwrite(mmcv.rgb2bgr(picture), path_out)

@@ -10,6 +10,7 @@ GDKD's other group) or is not its top-1, and the per-pixel GDKD loss and its thr
 or a plain MMSeg segmentor; the tool ``tools/visualize_partitions.py`` and
 :class:`~gdkd_seg.visualization.PartitionVisualizationHook` share all three.
 """
+
 import math
 import re
 import textwrap
@@ -21,8 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..losses import (GDKDLoss, align_logits_and_labels, gdkd_group_ids, gdkd_per_position,
-                      topk_partition_mask)
+from ..losses import GDKDLoss, align_logits_and_labels, gdkd_group_ids, gdkd_per_position, topk_partition_mask
 
 GDKD_KEYS = ('topk', 'w0', 'w1', 'w2', 'temperature', 'ignore_index', 'teacher_scaling')
 IGNORED_RGB = (190, 190, 190)
@@ -49,9 +49,11 @@ def gdkd_settings(model=None, topk: Optional[int] = None) -> dict:
 
 def describe_settings(settings: dict) -> str:
     scaling = settings.get('teacher_scaling')
-    return (f'GDKD k={settings["topk"]}, w0={settings["w0"]:g}, w1={settings["w1"]:g}, '
-            f'w2={settings["w2"]:g}, T={settings["temperature"]:g}'
-            + ('' if scaling is None else f'; teacher logits through {type(scaling).__name__}'))
+    return (
+        f'GDKD k={settings["topk"]}, w0={settings["w0"]:g}, w1={settings["w1"]:g}, '
+        f'w2={settings["w2"]:g}, T={settings["temperature"]:g}'
+        + ('' if scaling is None else f'; teacher logits through {type(scaling).__name__}')
+    )
 
 
 def is_distiller(model) -> bool:
@@ -88,8 +90,7 @@ def _stack_logits(samples) -> Tensor:
     logits = [s.seg_logits.data for s in samples]
     shapes = {tuple(x.shape) for x in logits}
     if len(shapes) > 1:
-        raise ValueError(f'images of one batch have different original sizes {sorted(shapes)}: '
-                         'pass them one at a time')
+        raise ValueError(f'images of one batch have different original sizes {sorted(shapes)}: pass them one at a time')
     return torch.stack(logits).float()
 
 
@@ -97,10 +98,19 @@ def _stack_logits(samples) -> Tensor:
 # the maps
 # ----------------------------------------------------------------------------
 @torch.no_grad()
-def partition_maps(teacher_logits: Tensor, topk: int, gt: Optional[Tensor] = None,
-                   student_logits: Optional[Tensor] = None, w0: float = 1.0, w1: float = 1.0,
-                   w2: float = 2.0, temperature: float = 1.0, ignore_index: Optional[int] = 255,
-                   teacher_scaling: Optional[nn.Module] = None, chunk_rows: int = 1 << 18) -> Dict[str, Tensor]:
+def partition_maps(
+    teacher_logits: Tensor,
+    topk: int,
+    gt: Optional[Tensor] = None,
+    student_logits: Optional[Tensor] = None,
+    w0: float = 1.0,
+    w1: float = 1.0,
+    w2: float = 2.0,
+    temperature: float = 1.0,
+    ignore_index: Optional[int] = 255,
+    teacher_scaling: Optional[nn.Module] = None,
+    chunk_rows: int = 1 << 18,
+) -> Dict[str, Tensor]:
     """Per-pixel maps of the teacher's top-k partition and of the GDKD loss.
 
     Args:
@@ -131,18 +141,23 @@ def partition_maps(teacher_logits: Tensor, topk: int, gt: Optional[Tensor] = Non
         raise ValueError(f'expected teacher logits (N, C, H, W) or (C, H, W), got {tuple(teacher_logits.shape)}')
     num_classes = teacher_logits.shape[1]
     if not 1 <= topk < num_classes:
-        raise ValueError(f'topk must be in [1, C-1] = [1, {num_classes - 1}] for {num_classes} classes, '
-                         f'got {topk}: pass a smaller --topk')
+        raise ValueError(
+            f'topk must be in [1, C-1] = [1, {num_classes - 1}] for {num_classes} classes, '
+            f'got {topk}: pass a smaller --topk'
+        )
     with_student = student_logits is not None
     student, teacher, labels, valid = align_logits_and_labels(
-        student_logits if with_student else teacher_logits, teacher_logits, gt, ignore_index, 'logits')
+        student_logits if with_student else teacher_logits, teacher_logits, gt, ignore_index, 'logits'
+    )
     if labels is not None:
         bad = valid & ((labels < 0) | (labels >= num_classes))
         if bad.any():
             values = labels[bad].unique()[:10].tolist()
-            raise ValueError(f'labels hold values {values} outside [0, {num_classes}) that are not '
-                             f'ignore_index={ignore_index}: are the annotations in train ids '
-                             '(e.g. Cityscapes *_labelTrainIds.png)?')
+            raise ValueError(
+                f'labels hold values {values} outside [0, {num_classes}) that are not '
+                f'ignore_index={ignore_index}: are the annotations in train ids '
+                '(e.g. Cityscapes *_labelTrainIds.png)?'
+            )
     if teacher_scaling is not None:
         teacher = teacher_scaling(teacher, labels)
 
@@ -150,21 +165,37 @@ def partition_maps(teacher_logits: Tensor, topk: int, gt: Optional[Tensor] = Non
     top1 = topk_partition_mask(teacher, 1)
     log_p = F.log_softmax(teacher / temperature, dim=1)
     p = log_p.exp()
-    maps = dict(teacher_top1=top1.float().argmax(dim=1), top_mass=(p * top_group).sum(dim=1),
-                entropy=-(p * log_p).sum(dim=1), valid=valid)
+    maps = dict(
+        teacher_top1=top1.float().argmax(dim=1),
+        top_mass=(p * top_group).sum(dim=1),
+        entropy=-(p * log_p).sum(dim=1),
+        valid=valid,
+    )
 
     if labels is not None:
         safe = torch.where(valid, labels, torch.zeros_like(labels))[:, None]
-        maps.update(gt=labels, gt_outside_topk=valid & ~top_group.gather(1, safe)[:, 0],
-                    gt_not_top1=valid & ~top1.gather(1, safe)[:, 0])
+        maps.update(
+            gt=labels,
+            gt_outside_topk=valid & ~top_group.gather(1, safe)[:, 0],
+            gt_not_top1=valid & ~top1.gather(1, safe)[:, 0],
+        )
 
     if with_student:
         shape = student.shape[:1] + student.shape[2:]
         zs = student.permute(0, 2, 3, 1).reshape(-1, num_classes)
         zt = teacher.permute(0, 2, 3, 1).reshape(-1, num_classes)
-        chunks = [gdkd_per_position(zs[i:i + chunk_rows], zt[i:i + chunk_rows],
-                                    gdkd_group_ids(zt[i:i + chunk_rows], topk), w0, w1, w2, temperature)
-                  for i in range(0, zs.shape[0], chunk_rows)]
+        chunks = [
+            gdkd_per_position(
+                zs[i : i + chunk_rows],
+                zt[i : i + chunk_rows],
+                gdkd_group_ids(zt[i : i + chunk_rows], topk),
+                w0,
+                w1,
+                w2,
+                temperature,
+            )
+            for i in range(0, zs.shape[0], chunk_rows)
+        ]
         for name in ('high', 'top', 'other'):
             maps[name] = torch.cat([c[name] for c in chunks]).view(shape)
         maps['loss'] = maps['high'] + maps['top'] + maps['other']
@@ -185,7 +216,7 @@ def _class_meta(num_classes: int, classes, palette) -> Tuple[List[str], np.ndarr
     classes += [f'class {i}' for i in range(len(classes), num_classes)]
     palette = np.asarray(palette if palette is not None and len(palette) else np.zeros((0, 3)), np.uint8)
     if len(palette) < num_classes:
-        palette = np.concatenate([palette, default_palette(num_classes)[len(palette):]])
+        palette = np.concatenate([palette, default_palette(num_classes)[len(palette) :]])
     return classes, palette
 
 
@@ -195,13 +226,15 @@ def _wrap_title(text: str, panel_width: int) -> str:
     width = max(12, int(panel_width * 0.7 / 7))
     keep = '\x00'  # stands for the spaces inside mathtext while wrapping
     text = re.sub(r'\$[^$]*\$', lambda math: math.group().replace(' ', keep), text)
-    lines = [wrapped for line in text.split('\n')
-             for wrapped in textwrap.wrap(line, width, break_on_hyphens=False) or ['']]
+    lines = [
+        wrapped for line in text.split('\n') for wrapped in textwrap.wrap(line, width, break_on_hyphens=False) or ['']
+    ]
     return '\n'.join(lines).replace(keep, ' ')
 
 
-def figure_layout(num_panels: int, aspect: float, panel_width: int = 480,
-                  columns: int = 4) -> Tuple[int, int, int, int]:
+def figure_layout(
+    num_panels: int, aspect: float, panel_width: int = 480, columns: int = 4
+) -> Tuple[int, int, int, int]:
     """``(rows, cols, width_px, height_px)`` of a figure of ``num_panels`` maps of ``aspect`` = H / W."""
     cols = min(columns, num_panels)
     rows = math.ceil(num_panels / cols)
@@ -210,8 +243,16 @@ def figure_layout(num_panels: int, aspect: float, panel_width: int = 480,
     return rows, cols, cols * panel_width, rows * panel_height + 50  # + figure title
 
 
-def draw_partitions(image: np.ndarray, maps: Dict[str, Tensor], topk: int, classes: Sequence[str] = None,
-                    palette=None, title: str = '', panel_width: int = 480, dpi: int = 100) -> np.ndarray:
+def draw_partitions(
+    image: np.ndarray,
+    maps: Dict[str, Tensor],
+    topk: int,
+    classes: Sequence[str] = None,
+    palette=None,
+    title: str = '',
+    panel_width: int = 480,
+    dpi: int = 100,
+) -> np.ndarray:
     """Draw the maps of one image (``partition_maps`` output, ``(H, W)`` each) into an RGB uint8 array
     (the picture of :func:`partition_figure`)."""
     fig = partition_figure(image, maps, topk, classes, palette, title, panel_width, dpi)
@@ -219,8 +260,16 @@ def draw_partitions(image: np.ndarray, maps: Dict[str, Tensor], topk: int, class
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
-def partition_figure(image: np.ndarray, maps: Dict[str, Tensor], topk: int, classes: Sequence[str] = None,
-                     palette=None, title: str = '', panel_width: int = 480, dpi: int = 100):
+def partition_figure(
+    image: np.ndarray,
+    maps: Dict[str, Tensor],
+    topk: int,
+    classes: Sequence[str] = None,
+    palette=None,
+    title: str = '',
+    panel_width: int = 480,
+    dpi: int = 100,
+):
     """The matplotlib ``Figure`` (on an Agg canvas) of the maps of one image.
 
     Panels: the image, the ground truth, the teacher's top-1 class (both in the dataset ``palette``,
@@ -246,33 +295,63 @@ def partition_figure(image: np.ndarray, maps: Dict[str, Tensor], topk: int, clas
     if 'gt' in maps:
         panels.append(('Ground truth', lambda ax: _class_panel(ax, maps['gt'], valid, classes, palette)))
     panels += [
-        ('Teacher top-1 class',
-         lambda ax: _class_panel(ax, maps['teacher_top1'], np.ones_like(valid), classes, palette)),
-        (f'Teacher mass on its top-{topk} ($b_A$)',
-         lambda ax: _scalar_panel(ax, maps['top_mass'], None, 'viridis', 0.0, 1.0, '$b_A$')),
-        ('Teacher entropy (multimodal where high)',
-         lambda ax: _scalar_panel(ax, maps['entropy'], None, 'magma', 0.0, math.log(len(classes)),
-                                  f'nats (max log C = {math.log(len(classes)):.2f})')),
+        (
+            'Teacher top-1 class',
+            lambda ax: _class_panel(ax, maps['teacher_top1'], np.ones_like(valid), classes, palette),
+        ),
+        (
+            f'Teacher mass on its top-{topk} ($b_A$)',
+            lambda ax: _scalar_panel(ax, maps['top_mass'], None, 'viridis', 0.0, 1.0, '$b_A$'),
+        ),
+        (
+            'Teacher entropy (multimodal where high)',
+            lambda ax: _scalar_panel(
+                ax,
+                maps['entropy'],
+                None,
+                'magma',
+                0.0,
+                math.log(len(classes)),
+                f'nats (max log C = {math.log(len(classes)):.2f})',
+            ),
+        ),
     ]
     if 'gt' in maps:
         panels += [
-            (f'GT not in teacher top-{topk}: {_percent(maps["gt_outside_topk"], valid)}\n'
-             "(DKD's target class is in GDKD's other group)",
-             lambda ax: _flag_panel(ax, image, maps['gt_outside_topk'], valid,
-                                    [f'GT in top-{topk}', f'GT not in top-{topk}'])),
-            (f'GT not teacher top-1: {_percent(maps["gt_not_top1"], valid)}',
-             lambda ax: _flag_panel(ax, image, maps['gt_not_top1'], valid, ['GT = top-1', 'GT ≠ top-1'])),
+            (
+                f'GT not in teacher top-{topk}: {_percent(maps["gt_outside_topk"], valid)}\n'
+                "(DKD's target class is in GDKD's other group)",
+                lambda ax: _flag_panel(
+                    ax, image, maps['gt_outside_topk'], valid, [f'GT in top-{topk}', f'GT not in top-{topk}']
+                ),
+            ),
+            (
+                f'GT not teacher top-1: {_percent(maps["gt_not_top1"], valid)}',
+                lambda ax: _flag_panel(ax, image, maps['gt_not_top1'], valid, ['GT = top-1', 'GT ≠ top-1']),
+            ),
         ]
     if 'loss' in maps:
-        panels.append((f'GDKD loss per pixel (mean {_mean(maps["loss"], valid)})',
-                       lambda ax: _scalar_panel(ax, maps['loss'], valid, 'inferno', 0.0,
-                                                _robust_max(maps['loss'][valid]), 'per pixel')))
-        for key, label in (('high', '$w_0\\,KL(b_t\\|b_s)$ (group masses)'),
-                           ('top', f'$w_1\\,KL(q^A_t\\|q^A_s)$ (within top-{topk})'),
-                           ('other', '$w_2\\,KL(q^B_t\\|q^B_s)$ (within the rest)')):
-            panels.append((f'{label}\nmean {_mean(maps[key], valid)}',
-                           lambda ax, key=key: _scalar_panel(ax, maps[key], valid, 'inferno', 0.0,
-                                                             _robust_max(maps[key][valid]), 'per pixel')))
+        panels.append(
+            (
+                f'GDKD loss per pixel (mean {_mean(maps["loss"], valid)})',
+                lambda ax: _scalar_panel(
+                    ax, maps['loss'], valid, 'inferno', 0.0, _robust_max(maps['loss'][valid]), 'per pixel'
+                ),
+            )
+        )
+        for key, label in (
+            ('high', '$w_0\\,KL(b_t\\|b_s)$ (group masses)'),
+            ('top', f'$w_1\\,KL(q^A_t\\|q^A_s)$ (within top-{topk})'),
+            ('other', '$w_2\\,KL(q^B_t\\|q^B_s)$ (within the rest)'),
+        ):
+            panels.append(
+                (
+                    f'{label}\nmean {_mean(maps[key], valid)}',
+                    lambda ax, key=key: _scalar_panel(
+                        ax, maps[key], valid, 'inferno', 0.0, _robust_max(maps[key][valid]), 'per pixel'
+                    ),
+                )
+            )
 
     rows, cols, width_px, height_px = figure_layout(len(panels), height / width, panel_width)
     fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi, layout='constrained')
@@ -283,7 +362,7 @@ def partition_figure(image: np.ndarray, maps: Dict[str, Tensor], topk: int, clas
         ax.set_title(_wrap_title(panel_title, panel_width), fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         ax.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=10)

@@ -13,14 +13,21 @@ train_pipeline = [
 ]
 test_pipeline = [dict(type='PackInputs')]
 train_dataloader = dict(
-    batch_size=64, num_workers=4, persistent_workers=True,
+    batch_size=64,
+    num_workers=4,
+    persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='CIFAR100', data_root=data_root, split='train', download=False, pipeline=train_pipeline))
+    dataset=dict(type='CIFAR100', data_root=data_root, split='train', download=False, pipeline=train_pipeline),
+)
 val_dataloader = dict(
-    batch_size=64, num_workers=4, persistent_workers=True,
+    batch_size=64,
+    num_workers=4,
+    persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='CIFAR100', data_root=data_root, split='test', download=False, pipeline=test_pipeline,
-                 test_mode=True))
+    dataset=dict(
+        type='CIFAR100', data_root=data_root, split='test', download=False, pipeline=test_pipeline, test_mode=True
+    ),
+)
 test_dataloader = val_dataloader
 
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4))
@@ -31,10 +38,18 @@ default_hooks = dict(logger=dict(interval=100))
 
 model = dict(
     type='ImageClassifier',
-    data_preprocessor=dict(type='ClsDataPreprocessor', mean=[129.304, 124.070, 112.434], std=[68.170, 65.392, 70.418],
-                           to_rgb=True),
-    backbone=dict(type='mmseg.ResNetV1c', depth=18, out_indices=(3,), strides=(1, 1, 2, 2),
-                  norm_cfg=dict(type='BN', requires_grad=True)),
+    data_preprocessor=dict(
+        type='ClsDataPreprocessor', mean=[129.304, 124.070, 112.434], std=[68.170, 65.392, 70.418], to_rgb=True
+    ),
+    backbone=dict(
+        type='mmseg.ResNetV1c',
+        depth=18,
+        out_indices=(3,),
+        strides=(1, 1, 2, 2),
+        norm_cfg=dict(type='BN', requires_grad=True),
+    ),
     neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=100, in_channels=512,
-              loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
+    head=dict(
+        type='LinearClsHead', num_classes=100, in_channels=512, loss=dict(type='CrossEntropyLoss', loss_weight=1.0)
+    ),
+)

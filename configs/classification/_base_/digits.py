@@ -9,13 +9,17 @@ train_pipeline = [
 ]
 test_pipeline = [dict(type='PackInputs')]
 train_dataloader = dict(
-    batch_size=64, num_workers=0,
+    batch_size=64,
+    num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='DigitsClsDataset', split='train', pipeline=train_pipeline))
+    dataset=dict(type='DigitsClsDataset', split='train', pipeline=train_pipeline),
+)
 val_dataloader = dict(
-    batch_size=64, num_workers=0,
+    batch_size=64,
+    num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='DigitsClsDataset', split='val', pipeline=test_pipeline, test_mode=True))
+    dataset=dict(type='DigitsClsDataset', split='val', pipeline=test_pipeline, test_mode=True),
+)
 test_dataloader = val_dataloader
 
 max_epochs = 4
@@ -29,8 +33,16 @@ randomness = dict(seed=0)
 model = dict(
     type='ImageClassifier',
     data_preprocessor={{_base_.imagenet_preprocessor}},
-    backbone=dict(type='mmseg.ResNetV1c', depth=18, stem_channels=16, base_channels=16, out_indices=(3,),
-                  norm_cfg=dict(type='BN', requires_grad=True)),
+    backbone=dict(
+        type='mmseg.ResNetV1c',
+        depth=18,
+        stem_channels=16,
+        base_channels=16,
+        out_indices=(3,),
+        norm_cfg=dict(type='BN', requires_grad=True),
+    ),
     neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=10, in_channels=128,
-              loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
+    head=dict(
+        type='LinearClsHead', num_classes=10, in_channels=128, loss=dict(type='CrossEntropyLoss', loss_weight=1.0)
+    ),
+)

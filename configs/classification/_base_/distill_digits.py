@@ -9,5 +9,6 @@ model = dict(
     student={{_base_.model}},
     teacher='{{ fileDirname }}/../resnet18w32_v1c_digits.py',
     teacher_checkpoint=None,
-    distill_losses=dict())
+    distill_losses=dict(),
+)
 custom_hooks = [dict(type='DistillerHook', warmup_epochs=1)]

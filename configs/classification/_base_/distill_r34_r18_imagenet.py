@@ -10,5 +10,6 @@ model = dict(
     # torchvision's weights; without internet, download elsewhere and pass
     # --cfg-options model.teacher_checkpoint=/path/to/resnet34-b627a593.pth
     teacher_checkpoint='https://download.pytorch.org/models/resnet34-b627a593.pth',
-    distill_losses=dict())
+    distill_losses=dict(),
+)
 custom_hooks = [dict(type='DistillerHook', warmup_epochs=1)]

@@ -8,5 +8,6 @@ model = dict(
     student={{_base_.model}},
     teacher='{{ fileDirname }}/../resnet50_v1c_cifar100.py',
     teacher_checkpoint=None,  # --cfg-options model.teacher_checkpoint=work_dirs/resnet50_v1c_cifar100/best_*.pth
-    distill_losses=dict())
+    distill_losses=dict(),
+)
 custom_hooks = [dict(type='DistillerHook', warmup_epochs=20)]

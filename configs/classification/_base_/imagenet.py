@@ -18,13 +18,19 @@ test_pipeline = [
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(
-    batch_size=64, num_workers=8, persistent_workers=True,
+    batch_size=64,
+    num_workers=8,
+    persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='ImageNet', data_root=data_root, data_prefix='train', pipeline=train_pipeline))
+    dataset=dict(type='ImageNet', data_root=data_root, data_prefix='train', pipeline=train_pipeline),
+)
 val_dataloader = dict(
-    batch_size=64, num_workers=8, persistent_workers=True,
+    batch_size=64,
+    num_workers=8,
+    persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='ImageNet', data_root=data_root, data_prefix='val', pipeline=test_pipeline))
+    dataset=dict(type='ImageNet', data_root=data_root, data_prefix='val', pipeline=test_pipeline),
+)
 test_dataloader = val_dataloader
 
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.2, momentum=0.9, weight_decay=1e-4))
@@ -38,5 +44,11 @@ model = dict(
     data_preprocessor={{_base_.imagenet_preprocessor}},
     backbone=dict(type='mmseg.ResNetV1c', depth=18, out_indices=(3,), norm_cfg=dict(type='BN', requires_grad=True)),
     neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=1000, in_channels=512,
-              loss=dict(type='CrossEntropyLoss', loss_weight=1.0), topk=(1, 5)))
+    head=dict(
+        type='LinearClsHead',
+        num_classes=1000,
+        in_channels=512,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
+        topk=(1, 5),
+    ),
+)

@@ -8,6 +8,12 @@ model = dict(
     student={{_base_.model}},
     teacher='{{ fileDirname }}/deeplabv3_teacher.py',
     teacher_checkpoint=None,  # --cfg-options model.teacher_checkpoint=work_dirs/demo/teacher-.../iter_N.pth
-    distill_losses=dict(decode=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg',
-                                    loss=dict(type='KDLoss', temperature=1.0, loss_weight=1.0))))
+    distill_losses=dict(
+        decode=dict(
+            student='decode_head.conv_seg',
+            teacher='decode_head.conv_seg',
+            loss=dict(type='KDLoss', temperature=1.0, loss_weight=1.0),
+        )
+    ),
+)
 custom_hooks = [dict(type='DistillerHook', warmup_iters=0)]

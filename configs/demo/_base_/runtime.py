@@ -2,12 +2,14 @@
 # schedule. tools/demo.py --quick shortens it with --cfg-options (see schedule_options there).
 custom_imports = dict(imports=['gdkd_seg'], allow_failed_imports=False)
 default_scope = 'mmseg'
-env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-               dist_cfg=dict(backend='gloo'))
+env_cfg = dict(
+    cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0), dist_cfg=dict(backend='gloo')
+)
 # No fixed visualizer name: each run gets its own (runs in one process must not share a save_dir). Loss terms
 # and mIoU go to TensorBoard too: tensorboard --logdir work_dirs/demo
-visualizer = dict(type='SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend'),
-                                                           dict(type='TensorboardVisBackend')])
+visualizer = dict(
+    type='SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
+)
 log_processor = dict(by_epoch=False)
 log_level = 'INFO'
 load_from = None
@@ -16,8 +18,7 @@ resume = False
 # From scratch and 600 iterations: AdamW at lr 0.03 for every student, chosen on the student alone (docs/demo.md:
 # how the task and the schedule were set).
 max_iters = 600
-optim_wrapper = dict(type='OptimWrapper', clip_grad=None,
-                     optimizer=dict(type='AdamW', lr=0.03, weight_decay=1e-4))
+optim_wrapper = dict(type='OptimWrapper', clip_grad=None, optimizer=dict(type='AdamW', lr=0.03, weight_decay=1e-4))
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
@@ -27,5 +28,6 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1),
-    sampler_seed=dict(type='DistSamplerSeedHook'))
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+)
 randomness = dict(seed=0)
