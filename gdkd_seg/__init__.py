@@ -3,14 +3,9 @@
 Configs therefore say ``custom_imports=dict(imports=['gdkd_seg'])`` with ``default_scope='mmseg'``.
 """
 
-from . import (  # noqa: F401
-    classification,
-    datasets,
-    engine,
-    losses,
-    models,
-    utils,  # noqa: F401  (first: routes MMEngine's checkpoint loading through the safe loader)
-    visualization,
-)
+from . import utils  # noqa: F401  (first: routes MMEngine's checkpoint loading through the safe loader)
+
+# isort: split
+from . import classification, datasets, engine, losses, models, visualization  # noqa: F401
 
 __version__ = '0.1.0'

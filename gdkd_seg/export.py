@@ -11,21 +11,22 @@ from mmengine.registry import DefaultScope, init_default_scope
 from mmengine.runner.checkpoint import load_checkpoint
 from mmseg.registry import MODELS
 
-from .models import resolve_model_cfg
+from .config import resolve_model_cfg
 from .models.cls_distiller import build_classifier
 from .utils import CheckpointMismatchError, atomic_write, check_state_dict_fits, safe_torch_load, state_dict_of
 
 DISTILLERS = ('SegDistiller', 'ClsDistiller')
+DISTILL_HOOKS = ('DistillWarmupHook', 'TeacherEvalHook')
 BACKBONE_PREFIXES = ('student.backbone.', 'backbone.')  # ClsDistiller, then classifiers / segmentors
 
 
 def student_config(cfg: Config) -> Config:
-    """The distiller config with ``model`` replaced by the student's (and no DistillerHook)."""
+    """The distiller config with ``model`` replaced by the student's (and no distillation hooks)."""
     if cfg.model.get('type') not in DISTILLERS:
         raise ValueError(f'{cfg.filename} is not a distiller config (model.type is {cfg.model.get("type")})')
     cfg = cfg.copy()
     cfg.model = resolve_model_cfg(cfg.model.student)
-    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') != 'DistillerHook']
+    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') not in DISTILL_HOOKS]
     return cfg
 
 

@@ -5,7 +5,7 @@
     metrics = test('configs/gdkd_deeplabv3_r101_r18_cityscapes.py', 'work_dirs/.../iter_40000.pth')
 
 ``options`` are ``--cfg-options`` as a dict of dotted keys (``{'model.distill_losses.decode.loss.topk': 1}``).
-Both check the config against its data before any model is built (:mod:`gdkd_seg.checks`: folders,
+Both check the config against its data before any model is built (:mod:`gdkd_seg.datasets.checks`: folders,
 samples, label values, class counts) and run MMEngine's Runner. What they add to it:
 
 * a checkpoint given to ``test`` (or as ``load_from``) must fit the config's model exactly: a distiller
@@ -14,7 +14,7 @@ samples, label values, class counts) and run MMEngine's Runner. What they add to
 * training stops at the first non-finite loss (``NonFiniteLossHook``) and a resumed run continues with
   the saved random states (``RandomStateHook``), so that it ends with the weights of an uninterrupted run;
 * with ``model.teacher_cache`` the train pipeline loads the cached teacher logits and carries them through
-  its geometric transforms (:mod:`gdkd_seg.teacher_cache`);
+  its geometric transforms (:mod:`gdkd_seg.datasets.teacher_cache`);
 * a crash, Ctrl-C or SIGTERM during training leaves a checkpoint to resume from (written atomically, with
   further signals ignored while it is written); ``--resume`` falls back to the previous checkpoint when
   the latest is truncated, and says so when there is none.
@@ -39,30 +39,14 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader, find_latest_checkpoint, load_state_dict
 from mmseg.registry import RUNNERS
 
-from .checks import add_label_checks, check_data_roots, check_datasets, check_model_fits_data
+from .config import load_config
+from .datasets.checks import add_label_checks, check_data_roots, check_datasets, check_model_fits_data
+from .datasets.teacher_cache import use_teacher_cache
 from .engine.safety import NonFiniteLossError
-from .teacher_cache import use_teacher_cache
 from .utils import CheckpointMismatchError, CheckpointReadError, check_state_dict_fits, checkpoint_is_complete
 from .utils.checkpoint import state_dict_of
 
 SAFETY_HOOKS = ('NonFiniteLossHook', 'RandomStateHook')
-
-
-def load_config(
-    path: str, options: Optional[dict] = None, work_dir: Optional[str] = None, launcher: str = 'none'
-) -> Config:
-    """The config file with ``options`` merged in; ``work_dir`` defaults to ``work_dirs/<config name>``.
-    Its text (logged, dumped, saved in checkpoints) is left as Python writes it, not reformatted by yapf,
-    which costs seconds per run."""
-    cfg = Config.fromfile(path, format_python_code=False)
-    cfg.launcher = launcher
-    if options:
-        cfg.merge_from_dict(dict(options))
-    if work_dir is not None:
-        cfg.work_dir = work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
-    return cfg
 
 
 def prepare_cpu_distributed(cfg) -> None:
@@ -107,7 +91,7 @@ def enable_amp(cfg: Config) -> None:
 
 
 def check_data(cfg: Config, dataloaders) -> None:
-    """The data checks of :mod:`gdkd_seg.checks`, before any model is built; then every label map is
+    """The data checks of :mod:`gdkd_seg.datasets.checks`, before any model is built; then every label map is
     checked as it loads."""
     check_data_roots(cfg, dataloaders)
     check_datasets(cfg, dataloaders)

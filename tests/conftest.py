@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-# Tests import their shared helpers (toy.py) as top-level modules.
+# Tests import their shared helpers (helpers.py) as a top-level module.
 sys.path.insert(0, os.path.dirname(__file__))
 
 
@@ -33,3 +33,12 @@ def mmseg_default_scope():
 
     with DefaultScope.overwrite_default_scope('mmseg'):
         yield
+
+
+@pytest.fixture
+def teacher_ckpt(tmp_path):
+    """A checkpoint of a randomly initialised tiny segmentor with an auxiliary head (3 classes), the teacher of
+    the distiller tests."""
+    from helpers import save_random_segmentor
+
+    return save_random_segmentor(tmp_path / 'teacher.pth')

@@ -10,30 +10,14 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import write_cityscapes_tree
 from mmengine.config import Config
-from PIL import Image
 
 from gdkd_seg import runner
 from gdkd_seg.export import export_student
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 GDKD_CONFIG = osp.join(ROOT, 'configs', 'gdkd_deeplabv3_r101_r18_cityscapes.py')
-
-
-def write_cityscapes_tree(root, n_train=2, n_val=1, size=(128, 256), seed=0):
-    """leftImg8bit/ and gtFine/ with Cityscapes' file names; 19 train ids plus ignored (255) pixels."""
-    rng = np.random.default_rng(seed)
-    for split, n in (('train', n_train), ('val', n_val)):
-        for i in range(n):
-            stem = f'{root}/%s/{split}/aachen/aachen_{i:06d}_000019_%s.png'
-            label = rng.integers(0, 19, size=(size[0] // 16, size[1] // 16)).repeat(16, 0).repeat(16, 1)
-            label[:8] = 255
-            image = (label[..., None] * 13 % 256 + rng.integers(0, 40, (*size, 3))).clip(0, 255)
-            for sub, kind, arr in (('leftImg8bit', 'leftImg8bit', image), ('gtFine', 'gtFine_labelTrainIds', label)):
-                path = stem % (sub, kind)
-                __import__('os').makedirs(osp.dirname(path), exist_ok=True)
-                Image.fromarray(arr.astype(np.uint8)).save(path)
-    return root
 
 
 def small_config(cfg_path, data_root, teacher_ckpt, out_path, max_iters):
@@ -69,7 +53,7 @@ def test_gdkd_cityscapes_train_resume_test_export(tmp_path):
     from mmseg.apis import inference_model, init_model
     from mmseg.registry import MODELS
 
-    from gdkd_seg.models import resolve_model_cfg
+    from gdkd_seg.config import resolve_model_cfg
 
     data_root = write_cityscapes_tree(str(tmp_path / 'cityscapes'))
     base = Config.fromfile(GDKD_CONFIG)
@@ -114,7 +98,7 @@ def test_gdkd_cityscapes_train_resume_test_export(tmp_path):
 
 
 def test_missing_cityscapes_root_fails_before_building_models(tmp_path):
-    from gdkd_seg.checks import DatasetNotFoundError
+    from gdkd_seg.datasets.checks import DatasetNotFoundError
 
     missing = str(tmp_path / 'nowhere')
     with pytest.raises(DatasetNotFoundError, match=r'nowhere/leftImg8bit/train.*README'):
@@ -125,13 +109,13 @@ def test_every_config_builds():
     from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
 
-    import gdkd_seg  # noqa: F401
+    from gdkd_seg.config import load_config
 
     configs = sorted(__import__('glob').glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True))
     configs = [c for c in configs if '_base_' not in c]
     assert len(configs) >= 12
     for path in configs:
-        cfg = Config.fromfile(path)
+        cfg = load_config(path)  # resolves a plain model given as dict(cfg_path=...)
         with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmseg')):
             model = MODELS.build(cfg.model)
         assert model is not None, path
@@ -144,8 +128,8 @@ def test_every_config_builds():
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes_train_the_distiller(tmp_path):
     """torchrun --nproc_per_node=2 with the gloo backend trains a few distiller iterations."""
+    from helpers import runner_cfg, tiny_segmentor, write_seg_folder
     from mmseg.registry import MODELS
-    from toy import runner_cfg, tiny_segmentor, write_seg_folder
 
     root = write_seg_folder(str(tmp_path / 'data'), n_train=4)
     teacher = MODELS.build(tiny_segmentor(3, width=16, aux=True))

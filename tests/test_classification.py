@@ -16,9 +16,9 @@ from PIL import Image
 
 import gdkd_seg  # noqa: F401
 from gdkd_seg import runner
-from gdkd_seg.checks import DatasetNotFoundError
+from gdkd_seg.config import resolve_model_cfg
+from gdkd_seg.datasets.checks import DatasetNotFoundError
 from gdkd_seg.export import check_backbone_fits, export_backbone, segmentation_backbone
-from gdkd_seg.models import resolve_model_cfg
 from gdkd_seg.models.cls_distiller import build_classifier
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -156,7 +156,7 @@ def test_exported_backbone_loads_into_the_deeplabv3_r18_student(tmp_path):
             backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=ckpt, prefix='student.backbone.')),
         ),
     ):
-        student = MODELS.build(resolve_model_cfg(dict(cfg_path=student_cfg, **overrides)))
+        student = MODELS.build(resolve_model_cfg(dict(student_cfg, **overrides)))
         student.init_weights()
         loaded = student.backbone.state_dict()
         assert set(loaded) == set(source)
@@ -180,7 +180,9 @@ def test_distiller_hook_warms_up_over_epochs_and_evaluates_the_teacher(tmp_path,
     cfg.train_dataloader.update(batch_size=8, dataset=dict(indices=16))  # 2 iterations per epoch
     cfg.val_dataloader.dataset.indices = 16
     cfg.update(
-        work_dir=str(tmp_path / 'w'), log_level='WARNING', custom_hooks=[dict(type='DistillerHook', warmup_epochs=2)]
+        work_dir=str(tmp_path / 'w'),
+        log_level='WARNING',
+        custom_hooks=[dict(type='DistillWarmupHook', warmup_epochs=2), dict(type='TeacherEvalHook')],
     )
     cfg.train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1)
     trained = Runner.from_cfg(cfg)
@@ -199,18 +201,8 @@ def test_distiller_hook_warms_up_over_epochs_and_evaluates_the_teacher(tmp_path,
     assert evaluate_teacher(trained)['accuracy/top1'] == pytest.approx(expected)
 
 
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads spin against the other processes
-    (measured 0.60 s vs 0.03 s per iteration of the digits student); these models are too small to gain."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
-def test_digits_teacher_then_gdkd_student_through_train_py(tmp_path, one_thread):
+def test_digits_teacher_then_gdkd_student_through_train_py(tmp_path, single_thread):
     """The user's path on real scans: train a teacher, distill the student with GDKD, evaluate, export."""
     from mmengine.runner.checkpoint import load_checkpoint
 
@@ -246,7 +238,7 @@ def test_digits_teacher_then_gdkd_student_through_train_py(tmp_path, one_thread)
 
 
 @pytest.mark.slow
-def test_imagenet_gdkd_config_on_a_class_folder_tree(tmp_path, one_thread):
+def test_imagenet_gdkd_config_on_a_class_folder_tree(tmp_path, single_thread):
     """The real ImageNet config (torchvision ResNet-34 teacher from a local file, 224 crops, top-5) for one
     iteration on a tiny class-folder tree (two classes, so mmpretrain's CustomDataset reads it instead of its
     1000-class ImageNet), through the runner."""

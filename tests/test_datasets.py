@@ -3,41 +3,24 @@ to tiny images, trained, validated, tested and exported on a generated tree in t
 the label checks of each layout; class counts of student, teacher and data set."""
 
 import glob
-import json
 import os
 import os.path as osp
 
 import numpy as np
 import pytest
 import torch
+from helpers import CONFIGS, random_teacher, scalars, shrink
 from mmengine.config import Config
-from mmseg.registry import MODELS
 from PIL import Image
 
 from gdkd_seg import runner
-from gdkd_seg.checks import leaf_datasets
+from gdkd_seg.config import load_config, resolve_model_cfg
+from gdkd_seg.datasets.checks import leaf_datasets
 from gdkd_seg.export import export_student
-from gdkd_seg.models import resolve_model_cfg
 
 pytestmark = pytest.mark.usefixtures('single_thread')  # tiny images: a second thread only adds contention
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIGS = osp.join(ROOT, 'configs')
-BN = dict(type='BN', requires_grad=True)
-LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
-UNUSED_KEYS = (
-    'tta_pipeline',
-    'tta_model',
-    'img_ratios',
-    'train_pipeline',
-    'dataset_train',
-    'dataset_aug',
-    'gdkd',
-    'deeplabv3_r18_student',
-    'deeplabv3_r101_teacher',
-    'deeplabv3_r101_checkpoint',
-    'mit_b0_channels',
-)
 
 
 # -- generated trees in each data set's layout -----------------------------------------------------------------
@@ -135,77 +118,6 @@ DATASETS = {  # config, tree writer, data root under the tree, classes, a label 
 # -- shrinking a real config -----------------------------------------------------------------------------------
 
 
-def merged(base: dict, delta: dict) -> dict:
-    """``base`` with ``delta`` merged in, nested dicts key by key (as MMEngine merges configs)."""
-    out = dict(base)
-    for key, value in delta.items():
-        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
-def small_model(model, crop, student=True):
-    """A student or teacher declaration with BN instead of SyncBN and no pretrained download."""
-    model = dict(cfg_path=model) if isinstance(model, str) else dict(model)
-    resolved = resolve_model_cfg(model)
-    delta = dict(decode_head=dict(norm_cfg=BN))
-    if resolved.get('auxiliary_head'):
-        delta['auxiliary_head'] = dict(norm_cfg=BN)
-    if 'norm_cfg' in resolved.backbone:
-        delta['backbone'] = dict(norm_cfg=BN)
-    if student:
-        delta.update(pretrained=None, data_preprocessor=dict(size=crop))
-        if resolved.backbone.get('init_cfg'):
-            delta.setdefault('backbone', {})['init_cfg'] = None
-    return merged(model, delta)
-
-
-def shrink(cfg_path, data_root, teacher_ckpt, out_path, crop=(32, 32), scale=(64, 32), max_iters=2):
-    """The real config with tiny crops, BN instead of SyncBN, no pretrained download, ``max_iters`` iterations
-    and a validation at the end (tests/test_cityscapes_pipeline.py's small_config for any data set)."""
-    cfg = Config.fromfile(cfg_path)
-    cfg.model.student = small_model(cfg.model.student, crop)
-    cfg.model.teacher = small_model(cfg.model.teacher, crop, student=False)
-    cfg.model.teacher_checkpoint = teacher_ckpt
-    pipelines = [cfg.test_pipeline]
-    for key in LOADERS:
-        cfg[key].update(num_workers=0, persistent_workers=False)
-        for dataset in leaf_datasets(cfg[key].dataset):
-            dataset.data_root = data_root
-            pipelines.append(dataset.pipeline)
-    for transform in (t for pipeline in pipelines for t in pipeline):
-        if transform.type in ('RandomResize', 'Resize'):
-            transform.scale = scale
-        elif transform.type == 'RandomCrop':
-            transform.crop_size = crop
-        elif transform.type == 'Pad':
-            transform.size = crop
-    cfg.train_dataloader.batch_size = 2
-    cfg.train_cfg.update(max_iters=max_iters, val_interval=max_iters)
-    for scheduler in cfg.param_scheduler:
-        scheduler.update(begin=min(scheduler.get('begin', 0), max_iters - 1), end=min(scheduler.end, max_iters))
-    cfg.default_hooks.checkpoint.update(interval=max_iters, save_best=None, max_keep_ckpts=-1)
-    cfg.default_hooks.logger.interval = 1
-    cfg.visualizer.pop('name', None)  # MMSeg's fixed name would make later runs of this process reuse the first's
-    for key in UNUSED_KEYS:  # copies and test-time augmentation: formatting them (yapf) costs seconds per run
-        cfg.pop(key, None)
-    cfg.dump(out_path)
-    return out_path
-
-
-def random_teacher(cfg_path, path):
-    """A randomly initialised teacher of the config, saved as its checkpoint."""
-    torch.manual_seed(0)
-    cfg = Config.fromfile(cfg_path)
-    teacher = MODELS.build(resolve_model_cfg(small_model(cfg.model.teacher, None, student=False)))
-    torch.save({'state_dict': teacher.state_dict(), 'meta': {}}, path)
-    return str(path)
-
-
-def scalars(work_dir):
-    path = next(iter(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))))
-    return [json.loads(line) for line in open(path)]
-
-
 # -- tests -----------------------------------------------------------------------------------------------------
 
 
@@ -230,7 +142,7 @@ def test_config_follows_the_data_set(name):
     losses = cfg.model.distill_losses
     assert losses.decode.loss.type == losses.aux.loss.type == 'GDKDLoss'
     assert (losses.decode.loss.loss_weight, losses.aux.loss.loss_weight) == (1.0, 0.4)
-    plain = Config.fromfile(osp.join(CONFIGS, name, f'student_deeplabv3_r18_{name}.py'))
+    plain = load_config(osp.join(CONFIGS, name, f'student_deeplabv3_r18_{name}.py'))
     assert plain.model.backbone.depth == 18 and plain.model.decode_head.num_classes == num_classes
     assert plain.train_cfg.max_iters == 80000 and plain.param_scheduler[0].end == 80000
     assert plain.optim_wrapper.optimizer.lr == 0.02 and plain.train_dataloader.batch_size == 2

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from helpers import runner_cfg, seg_batch, tiny_segmentor, write_seg_folder
 from mmengine.runner import Runner
 from mmseg.registry import MODELS
-from toy import runner_cfg, tiny_segmentor, write_seg_folder
 
 import gdkd_seg  # noqa: F401
 from gdkd_seg.models import TeacherCheckpointError
@@ -30,27 +30,6 @@ def distiller_cfg(teacher_checkpoint, num_classes=3, losses=None):
     )
 
 
-@pytest.fixture
-def teacher_ckpt(tmp_path):
-    torch.manual_seed(0)
-    teacher = MODELS.build(tiny_segmentor(3, width=16, aux=True))
-    path = tmp_path / 'teacher.pth'
-    torch.save({'state_dict': teacher.state_dict(), 'meta': {}}, path)
-    return path
-
-
-def _batch(num=2, size=32, num_classes=3):
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-
-    samples = []
-    for _ in range(num):
-        s = SegDataSample(gt_sem_seg=PixelData(data=torch.randint(0, num_classes, (1, size, size))))
-        s.set_metainfo(dict(img_shape=(size, size), ori_shape=(size, size), pad_shape=(size, size)))
-        samples.append(s)
-    return torch.randn(num, 3, size, size), samples
-
-
 def test_teacher_frozen_hidden_and_loaded(teacher_ckpt):
     model = MODELS.build(distiller_cfg(teacher_ckpt))
     model.init_weights()
@@ -64,7 +43,7 @@ def test_teacher_frozen_hidden_and_loaded(teacher_ckpt):
     saved = torch.load(teacher_ckpt)['state_dict']
     assert all(torch.equal(v, saved[k]) for k, v in teacher.state_dict().items())
 
-    inputs, samples = _batch()
+    inputs, samples = seg_batch()
     running_mean = teacher.backbone.layer1[0].bn1.running_mean.clone()
     losses = model(inputs, samples, mode='loss')
     assert torch.equal(teacher.backbone.layer1[0].bn1.running_mean, running_mean)  # BN statistics fixed
@@ -88,7 +67,7 @@ def test_teacher_frozen_hidden_and_loaded(teacher_ckpt):
 def test_predict_is_the_students(teacher_ckpt):
     model = MODELS.build(distiller_cfg(teacher_ckpt)).eval()
     model.init_weights()
-    inputs, samples = _batch(1)
+    inputs, samples = seg_batch(1)
     ours = model(inputs, samples, mode='predict')[0].seg_logits.data
     plain = model.student.predict(inputs, samples)[0].seg_logits.data
     assert torch.equal(ours, plain)
@@ -97,7 +76,7 @@ def test_predict_is_the_students(teacher_ckpt):
 def test_distill_scale_scales_every_distillation_term(teacher_ckpt):
     model = MODELS.build(distiller_cfg(teacher_ckpt))
     model.init_weights()
-    inputs, samples = _batch()
+    inputs, samples = seg_batch()
     torch.manual_seed(1)
     full = model(inputs, samples, mode='loss')
     model.distill_scale = 0.25
@@ -213,7 +192,7 @@ def test_declaration_typos_are_named(teacher_ckpt):
 def test_runner_never_optimizes_or_saves_the_teacher(tmp_path, teacher_ckpt):
     root = write_seg_folder(str(tmp_path / 'data'))
     cfg = runner_cfg(tmp_path / 'work', root, distiller_cfg(teacher_ckpt), max_iters=2)
-    cfg['custom_hooks'] = [dict(type='DistillerHook', warmup_iters=4)]
+    cfg['custom_hooks'] = [dict(type='DistillWarmupHook', warmup_iters=4)]
     runner = Runner.from_cfg(cfg)
     runner.train()
     optimized = {id(p) for group in runner.optim_wrapper.optimizer.param_groups for p in group['params']}

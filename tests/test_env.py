@@ -5,8 +5,8 @@ import os
 
 import pytest
 import torch
+from helpers import runner_cfg, tiny_segmentor, write_seg_folder
 from mmengine.runner import Runner
-from toy import runner_cfg, tiny_segmentor, write_seg_folder
 
 
 def test_stack_imports_and_registration():
@@ -84,17 +84,32 @@ def test_safe_loader_refuses_getattr_outside_history_buffer(tmp_path):
 
 
 def test_missing_local_checkpoint_is_named(tmp_path):
-    from gdkd_seg.utils import load_from_local
+    from mmengine.runner.checkpoint import CheckpointLoader
 
     with pytest.raises(FileNotFoundError, match='nope.pth'):
-        load_from_local(str(tmp_path / 'nope.pth'))
+        CheckpointLoader.load_checkpoint(str(tmp_path / 'nope.pth'))
 
 
-def test_unreachable_url_says_to_use_a_local_file(tmp_path):
-    from gdkd_seg.utils import CheckpointDownloadError, load_from_http
+def test_unreachable_url_says_to_use_a_local_file(tmp_path, monkeypatch):
+    from mmengine.runner.checkpoint import CheckpointLoader
 
-    with pytest.raises(CheckpointDownloadError, match='local path'):
-        load_from_http('http://127.0.0.1:9/teacher.pth', model_dir=str(tmp_path))
+    from gdkd_seg.utils import CheckpointDownloadError
+
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
+    with pytest.raises(CheckpointDownloadError, match=r'http://127\.0\.0\.1:9/teacher\.pth.*local path'):
+        CheckpointLoader.load_checkpoint('http://127.0.0.1:9/teacher.pth')
+
+
+def test_truncated_checkpoint_is_named_through_mmengines_loader(tmp_path):
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from gdkd_seg.utils import CheckpointReadError
+
+    path = tmp_path / 'cut.pth'
+    torch.save({'state_dict': {'w': torch.ones(1000)}}, path)
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(CheckpointReadError, match=r'cut\.pth: it is truncated'):
+        CheckpointLoader.load_checkpoint(str(path))
 
 
 def test_mmcls_model_zoo_names_go_through_the_safe_loader(tmp_path, monkeypatch):
@@ -104,7 +119,7 @@ def test_mmcls_model_zoo_names_go_through_the_safe_loader(tmp_path, monkeypatch)
 
     monkeypatch.setenv('TORCH_HOME', str(tmp_path))
     monkeypatch.setattr(
-        'gdkd_seg.utils.checkpoint.get_mmcls_models', lambda: {'mobilenet_v2': 'http://127.0.0.1:9/mobilenet_v2.pth'}
+        'mmengine.runner.checkpoint.get_mmcls_models', lambda: {'mobilenet_v2': 'http://127.0.0.1:9/mobilenet_v2.pth'}
     )
     with pytest.raises(CheckpointDownloadError, match=r'mobilenet_v2\.pth.*local path'):
         CheckpointLoader.load_checkpoint('mmcls://mobilenet_v2')

@@ -7,11 +7,9 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import runner_cfg, seg_batch, tiny_segmentor, write_seg_folder
 from mmengine.config import Config
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
-from toy import runner_cfg, save_random_segmentor, tiny_segmentor, write_seg_folder
 
 import gdkd_seg  # noqa: F401
 from gdkd_seg.analysis import knowledge_quality, sample_labelled_positions
@@ -72,23 +70,7 @@ def stone_logits(model, inputs, samples):
     """The stones' logits after a student forward, as the distiller computes them in a training step."""
     with model.student_recorder.recording():
         model.student.loss(inputs, samples)
-    return model.record(inputs, samples)
-
-
-@pytest.fixture
-def teacher_ckpt(tmp_path):
-    return save_random_segmentor(tmp_path / 'teacher.pth')
-
-
-def batch(num=2, size=32, num_classes=3):
-    samples = []
-    for _ in range(num):
-        label = torch.randint(0, num_classes, (1, size, size))
-        label[:, :4] = 255
-        s = SegDataSample(gt_sem_seg=PixelData(data=label))
-        s.set_metainfo(dict(img_shape=(size, size), ori_shape=(size, size), pad_shape=(size, size)))
-        samples.append(s)
-    return torch.randn(num, 3, size, size), samples
+    return model.collect_records(inputs, samples)
 
 
 def grads(module):
@@ -105,7 +87,7 @@ def has_grad(grad):
 def test_stepping_stones_give_teacher_shaped_logits(teacher_ckpt):
     model = distiller(teacher_ckpt, blockwise(stones=(1, 2, 3, 4)))
     stones = model.components['stepping_stones']
-    records = stone_logits(model, *batch())
+    records = stone_logits(model, *seg_batch(ignored_rows=4))
     teacher_logits = records.teacher['decode_head.conv_seg']
     out = records.components['stepping_stones']
     assert [w for w, _ in out] == [0.125, 0.25, 0.5, 1.0] and stones.stone_weights == {
@@ -124,7 +106,7 @@ def test_stone_gradients_reach_connectors_and_student_not_teacher(teacher_ckpt):
     model = distiller(teacher_ckpt, blockwise(stones=(1, 3), alpha=1.0, beta=0.0, gamma=0.0))
     teacher = model.teacher.model
     before = copy.deepcopy(teacher.state_dict())
-    inputs, samples = batch()
+    inputs, samples = seg_batch(ignored_rows=4)
     losses = model(inputs, samples, mode='loss')
     losses['distill.blockwise.loss_blockwise'].backward()
 
@@ -143,7 +125,7 @@ def test_stone_gradients_reach_connectors_and_student_not_teacher(teacher_ckpt):
 
 def test_blockwise_loss_logs_terms_and_student_gets_kd_gradient(teacher_ckpt):
     model = distiller(teacher_ckpt, blockwise())
-    inputs, samples = batch()
+    inputs, samples = seg_batch(ignored_rows=4)
     losses = model(inputs, samples, mode='loss')
     terms = [losses[f'distill.blockwise.blockwise_{t}'] for t in ('task', 'kd', 'cross')]
     assert torch.allclose(sum(terms), losses['distill.blockwise.loss_blockwise'].detach())
@@ -159,7 +141,7 @@ def test_stones_leave_the_teacher_outputs_of_other_losses_alone(teacher_ckpt):
         student='decode_head.conv_seg', teacher='decode_head.conv_seg', loss=dict(type='KDLoss', temperature=1.0)
     )
     model = distiller(teacher_ckpt, method)
-    inputs, samples = batch()
+    inputs, samples = seg_batch(ignored_rows=4)
     losses = model(inputs, samples, mode='loss')
     student_logits = model.student_recorder['decode_head.conv_seg']
     teacher_logits = model.teacher(inputs)['decode_head.conv_seg']
@@ -198,7 +180,7 @@ def test_stepping_stones_resize_when_strides_differ(teacher_ckpt):
     student = tiny_segmentor(3, width=8, aux=True)
     student.backbone.update(strides=(1, 2, 2, 1), dilations=(1, 1, 1, 2))  # stages 3-4 at 1/16, teacher 1/8
     model = distiller(teacher_ckpt, blockwise(stones=(2, 3)), student=student)
-    records = stone_logits(model, *batch())
+    records = stone_logits(model, *seg_batch(ignored_rows=4))
     assert records.student['backbone.layer3'].shape[-1] == 2
     teacher_logits = records.teacher['decode_head.conv_seg']
     assert teacher_logits.shape[-1] == 4
@@ -224,7 +206,7 @@ def test_stepping_stone_errors_name_the_problem(teacher_ckpt):
 @pytest.mark.parametrize('detach', [True, False])
 def test_feature_only_kd_backbone_learns_from_features_alone(teacher_ckpt, detach):
     model = distiller(teacher_ckpt, feature_only(detach))
-    inputs, samples = batch()
+    inputs, samples = seg_batch(ignored_rows=4)
     losses = model(inputs, samples, mode='loss')
     (losses['decode.loss_ce'] + losses['aux.loss_ce']).backward(retain_graph=True)
     student = grads(model.student)

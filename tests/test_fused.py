@@ -10,8 +10,8 @@ import warnings
 
 import pytest
 import torch
+from helpers import tiny_segmentor
 from mmseg.registry import MODELS
-from toy import tiny_segmentor
 
 import gdkd_seg.losses.fused as fused
 from gdkd_seg.losses import DKDLoss, GDKDLoss, align_logits_and_labels, topk_partition_mask
@@ -245,7 +245,7 @@ def teacher_and_recorder(**flags):
     torch.manual_seed(0)
     teacher = FrozenTeacher(MODELS.build(tiny_segmentor(3, width=8)), None, **flags)
     teacher.loaded = True  # random weights are enough here
-    teacher.record(['decode_head.conv_seg', 'backbone'])
+    teacher.capture(['decode_head.conv_seg', 'backbone'])
     return teacher
 
 

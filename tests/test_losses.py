@@ -9,7 +9,7 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
+from helpers import IGNORE, random_batch, ref_aligned_maps, ref_softmax, ref_valid_rows
 
 import gdkd_seg.losses  # noqa: F401  (registers the losses)
 from gdkd_seg.losses import (
@@ -24,18 +24,12 @@ from gdkd_seg.losses import (
     topk_partition_mask,
 )
 
-IGNORE = 255
-
-
 pytestmark = pytest.mark.usefixtures('single_thread')  # tiny tensors (conftest.py)
 
 
 # ----------------------------------------------------------------------------
 # float64 reference, from the formulas
 # ----------------------------------------------------------------------------
-def ref_softmax(v):
-    e = torch.exp(v - v.max())
-    return e / e.sum()
 
 
 def ref_kl(p, q):
@@ -90,41 +84,6 @@ def ref_dist(rows_s, rows_t, beta, gamma, tau):
     inter = 1 - sum(ref_pearson(ys[p], yt[p]) for p in range(P)) / P
     intra = 1 - sum(ref_pearson(ys[:, c], yt[:, c]) for c in range(C)) / C
     return dict(inter=tau * tau * beta * inter, intra=tau * tau * gamma * intra)
-
-
-def ref_aligned_maps(student, teacher, gt, resize_mode):
-    """Student/teacher maps and labels (or None) at the loss resolution."""
-    if resize_mode == 'label' and gt is not None:
-        size = gt.shape[-2:]
-        student, teacher = (
-            F.interpolate(x, size=size, mode='bilinear', align_corners=False) for x in (student, teacher)
-        )
-        return student, teacher, gt
-    H, W = student.shape[-2:]
-    if teacher.shape[-2:] != student.shape[-2:]:
-        teacher = F.interpolate(teacher, size=(H, W), mode='bilinear', align_corners=False)
-    if gt is None:
-        return student, teacher, None
-    Hg, Wg = gt.shape[-2:]
-    labels = torch.empty(gt.shape[0], H, W, dtype=torch.long)
-    for n in range(gt.shape[0]):
-        for i in range(H):
-            for j in range(W):  # nearest: source index floor(dst * in / out)
-                labels[n, i, j] = gt[n, min(i * Hg // H, Hg - 1), min(j * Wg // W, Wg - 1)]
-    return student, teacher, labels
-
-
-def ref_valid_rows(student, teacher, gt, resize_mode='logits'):
-    s, t, labels = ref_aligned_maps(student, teacher, gt, resize_mode)
-    rows = []
-    N, _, H, W = s.shape
-    for n in range(N):
-        for i in range(H):
-            for j in range(W):
-                label = None if labels is None else int(labels[n, i, j])
-                if label != IGNORE:
-                    rows.append((s[n, :, i, j], t[n, :, i, j], label))
-    return rows
 
 
 def ref_mean_terms(rows, per_position, loss_weight):
@@ -194,16 +153,6 @@ ROW_LOSSES = [n for n in ALL_LOSSES if n != 'CWDLoss']
 
 def build(name, **overrides):
     return LOSS_CLASSES[name](**{**LOSS_CONFIGS[name], **overrides})
-
-
-def random_batch(seed, shape=(2, 6, 4, 5), teacher_hw=(8, 10), label_hw=(7, 9), dtype=torch.float64, ignore_frac=0.25):
-    g = torch.Generator().manual_seed(seed)
-    N, C = shape[:2]
-    student = torch.randn(shape, generator=g, dtype=dtype) * 2
-    teacher = torch.randn((N, C) + tuple(teacher_hw), generator=g, dtype=dtype) * 2
-    gt = torch.randint(0, C, (N,) + tuple(label_hw), generator=g)
-    gt[torch.rand(gt.shape, generator=g) < ignore_frac] = IGNORE
-    return student, teacher, gt
 
 
 # ----------------------------------------------------------------------------

@@ -4,9 +4,9 @@ import os.path as osp
 
 import pytest
 import torch
+from helpers import runner_cfg, tiny_segmentor, write_seg_folder
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
-from toy import runner_cfg, tiny_segmentor, write_seg_folder
 
 from gdkd_seg.runner import build_runner, train_with_recovery
 

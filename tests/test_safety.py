@@ -11,14 +11,14 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import runner_cfg, save_random_segmentor, tiny_segmentor, write_seg_folder
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from mmseg.registry import HOOKS, MODELS
 from PIL import Image
-from toy import runner_cfg, save_random_segmentor, tiny_segmentor, write_seg_folder
 
 from gdkd_seg import runner as gdkd_runner
-from gdkd_seg.checks import DatasetNotFoundError
+from gdkd_seg.datasets.checks import DatasetNotFoundError
 from gdkd_seg.engine.safety import NonFiniteLossError
 from gdkd_seg.export import export_student
 from gdkd_seg.losses import CWDLoss, DKDLoss, GDKDLoss, KDLoss
@@ -376,7 +376,7 @@ def _resume_config(tmp_path, root, teacher, work, kill_at=None):
     cfg.train_cfg.val_interval = 5  # validation between iterations must not shift the random state
     cfg.default_hooks.checkpoint.update(interval=4, max_keep_ckpts=-1)
     cfg.custom_hooks = [dict(type='KillAtIteration', at=kill_at)] if kill_at else []
-    cfg.custom_imports = dict(imports=['gdkd_seg', 'toy'])
+    cfg.custom_imports = dict(imports=['gdkd_seg', 'helpers'])
     cfg.dump(str(tmp_path / f'{osp.basename(work)}.py'))
     return str(tmp_path / f'{osp.basename(work)}.py')
 

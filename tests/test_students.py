@@ -8,16 +8,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import CONFIGS, merged, random_teacher, scalars, shrink, small_model, tiny_segmentor, write_cityscapes_tree
 from mmengine.config import Config
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from test_cityscapes_pipeline import write_cityscapes_tree
-from test_datasets import CONFIGS, merged, random_teacher, scalars, shrink, small_model
-from toy import tiny_segmentor
 
 from gdkd_seg import runner
-from gdkd_seg.models import ModuleOutputRecorder, resolve_model_cfg
+from gdkd_seg.config import resolve_model_cfg
+from gdkd_seg.models import ModuleOutputRecorder
 
 pytestmark = pytest.mark.usefixtures('single_thread')  # tiny images: a second thread only adds contention
 
@@ -36,14 +35,14 @@ SIZE = (64, 128)  # 1/4: 16x32, 1/8: 8x16
 
 
 @pytest.fixture(scope='module')
-def teacher_ckpt(tmp_path_factory):
+def cityscapes_teacher_ckpt(tmp_path_factory):
     """A randomly initialised Cityscapes DeepLabV3-R101 teacher, saved once for the module."""
     return random_teacher(SEGFORMER, tmp_path_factory.mktemp('teacher') / 'teacher.pth')
 
 
-def distiller(config, teacher_ckpt, tmp_path):
+def distiller(config, cityscapes_teacher_ckpt, tmp_path):
     """The config's distiller, shrunk as the end-to-end tests shrink it, with the teacher loaded, in train mode."""
-    cfg = Config.fromfile(shrink(config, str(tmp_path), teacher_ckpt, str(tmp_path / 'cfg.py'), crop=SIZE))
+    cfg = Config.fromfile(shrink(config, str(tmp_path), cityscapes_teacher_ckpt, str(tmp_path / 'cfg.py'), crop=SIZE))
     model = MODELS.build(cfg.model)
     model.init_weights()
     return model.train()
@@ -86,8 +85,8 @@ def test_student_configs_match_the_teacher(config):
 
 
 @pytest.mark.parametrize('config', [SEGFORMER, MOBILENET])
-def test_stride4_student_meets_the_upsampled_stride8_teacher(tmp_path, teacher_ckpt, config):
-    model = distiller(config, teacher_ckpt, tmp_path)
+def test_stride4_student_meets_the_upsampled_stride8_teacher(tmp_path, cityscapes_teacher_ckpt, config):
+    model = distiller(config, cityscapes_teacher_ckpt, tmp_path)
     inputs, samples = batch()
     losses = model(inputs, samples, mode='loss')
     zs = model.student_recorder['decode_head.conv_seg']
@@ -112,9 +111,9 @@ def test_stride4_student_meets_the_upsampled_stride8_teacher(tmp_path, teacher_c
 
 @pytest.mark.slow
 @pytest.mark.parametrize('config', [SEGFORMER, MOBILENET])
-def test_stride4_student_trains_two_iterations(tmp_path, teacher_ckpt, config):
+def test_stride4_student_trains_two_iterations(tmp_path, cityscapes_teacher_ckpt, config):
     data_root = write_cityscapes_tree(str(tmp_path / 'cityscapes'), size=(64, 128))
-    cfg = shrink(config, data_root, teacher_ckpt, str(tmp_path / 'cfg.py'), crop=SIZE, scale=(128, 64))
+    cfg = shrink(config, data_root, cityscapes_teacher_ckpt, str(tmp_path / 'cfg.py'), crop=SIZE, scale=(128, 64))
     work = str(tmp_path / 'work')
     runner.train(cfg, work_dir=work)
     logged = scalars(work)
@@ -128,8 +127,8 @@ def test_stride4_student_trains_two_iterations(tmp_path, teacher_ckpt, config):
 # -- feature-only and block-wise KD from a ResNet teacher to a SegFormer student ------------------------------
 
 
-def test_feature_only_kd_reaches_the_segformer_backbone_through_its_outputs(tmp_path, teacher_ckpt):
-    model = distiller(FKD, teacher_ckpt, tmp_path)
+def test_feature_only_kd_reaches_the_segformer_backbone_through_its_outputs(tmp_path, cityscapes_teacher_ckpt):
+    model = distiller(FKD, cityscapes_teacher_ckpt, tmp_path)
     inputs, samples = batch()
     losses = model(inputs, samples, mode='loss')
     for i, size in enumerate([(16, 32), (8, 16), (4, 8), (2, 4)]):  # MiT stages at 1/4 .. 1/32
@@ -145,15 +144,15 @@ def test_feature_only_kd_reaches_the_segformer_backbone_through_its_outputs(tmp_
     assert all(p.grad is None for p in model.teacher.model.parameters())
 
 
-def test_blockwise_kd_stones_run_the_resnet_teacher_on_segformer_stages(tmp_path, teacher_ckpt):
-    model = distiller(BLOCKWISE, teacher_ckpt, tmp_path)
+def test_blockwise_kd_stones_run_the_resnet_teacher_on_segformer_stages(tmp_path, cityscapes_teacher_ckpt):
+    model = distiller(BLOCKWISE, cityscapes_teacher_ckpt, tmp_path)
     stones = model.components['stepping_stones']
     assert stones.student_records == ['backbone:0', 'backbone:1', 'backbone:2']
     assert [(c.in_channels, c.out_channels) for c in stones.connectors.values()] == [(32, 256), (64, 512), (160, 1024)]
     inputs, samples = batch(size=(32, 64))
     with model.student_recorder.recording():  # the distiller's loss step, with its records kept
         model.student.loss(inputs, samples)
-    records = model.record(inputs, samples)
+    records = model.collect_records(inputs, samples)
     losses = model.distill_loss(records, model.gt_labels(samples))
     teacher_logits = records.teacher['decode_head.conv_seg']
     assert [w for w, _ in records.components['stepping_stones']] == [0.125, 0.25, 0.5]
@@ -233,7 +232,7 @@ def test_ade20k_student_with_a_cityscapes_teacher_is_refused():
 
 
 def test_ade20k_student_on_cityscapes_data_is_refused():
-    from gdkd_seg.checks import check_model_fits_data
+    from gdkd_seg.datasets.checks import check_model_fits_data
 
     student = MODELS.build(resolve_model_cfg('mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py'))
     cityscapes = Config.fromfile(SEGFORMER)

@@ -7,15 +7,17 @@ import os.path as osp
 
 import numpy as np
 import pytest
+from helpers import runner_cfg, save_random_segmentor, tiny_segmentor, write_seg_folder
 from mmengine.dataset import Compose, pseudo_collate
 from mmseg.registry import MODELS
 from PIL import Image
-from toy import runner_cfg, save_random_segmentor, tiny_segmentor, write_seg_folder
 
 from gdkd_seg import runner as gdkd_runner
+from gdkd_seg.cache_builder import build_teacher_cache
+from gdkd_seg.config import load_config
+from gdkd_seg.datasets.teacher_cache import TeacherCacheError, read_manifest
 from gdkd_seg.datasets.teacher_logits import cache_file
 from gdkd_seg.models.teacher import FrozenTeacher
-from gdkd_seg.teacher_cache import TeacherCacheError, build_teacher_cache, read_manifest
 
 LOGITS = 'decode_head.conv_seg'
 
@@ -78,7 +80,7 @@ def test_without_augmentation_the_cached_logits_are_the_live_ones(tmp_path, setu
     _, teacher_ckpt, config = setup
     path = config(cache=tmp_path / 'cache')
     build_teacher_cache(path)
-    cfg = gdkd_runner.load_config(path)
+    cfg = load_config(path)
     gdkd_runner.use_teacher_cache(cfg, path)
     dataset_cfg = cfg.train_dataloader.dataset
     assert [t['type'] for t in dataset_cfg.pipeline] == [
@@ -91,13 +93,13 @@ def test_without_augmentation_the_cached_logits_are_the_live_ones(tmp_path, setu
     model.init_weights()
     assert model.teacher.model is None  # no teacher network is built
     live = FrozenTeacher(MODELS.build(tiny_segmentor(3, width=16, aux=True)), str(teacher_ckpt))
-    live.record([LOGITS, 'auxiliary_head.conv_seg'])
+    live.capture([LOGITS, 'auxiliary_head.conv_seg'])
     live.load()
     from mmseg.registry import DATASETS
 
     dataset = DATASETS.build(dataset_cfg)
     batch = model.data_preprocessor(pseudo_collate([dataset[i] for i in range(4)]), True)
-    cached = model.teacher.outputs(batch['data_samples'], batch['inputs'].shape[-2:])
+    cached = model.teacher.outputs(batch['inputs'], batch['data_samples'])
     expected = live(batch['inputs'])
     for name in (LOGITS, 'auxiliary_head.conv_seg'):
         assert cached[name].shape == expected[name].shape == (4, 3, 8, 8)

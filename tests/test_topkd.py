@@ -10,8 +10,8 @@ import math
 
 import pytest
 import torch
+from helpers import IGNORE, random_batch, ref_softmax, ref_valid_rows
 from mmseg.registry import MODELS
-from test_losses import IGNORE, random_batch, ref_softmax, ref_valid_rows
 
 import gdkd_seg.losses  # noqa: F401  (registers the losses)
 import gdkd_seg.losses.topkd_loss as topkd_module
@@ -401,7 +401,7 @@ def test_teacher_scaling_feeds_the_scaled_teacher_to_the_loss(loss_cls, kwargs):
 
 
 def test_distiller_trains_with_topkd_and_gdkd_tsm(tmp_path):
-    from toy import tiny_segmentor
+    from helpers import tiny_segmentor
 
     torch.manual_seed(0)
     teacher = MODELS.build(tiny_segmentor(6, width=16, aux=True))

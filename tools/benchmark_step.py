@@ -41,7 +41,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import gdkd_seg  # noqa: F401  (registers the distiller and the losses)
-from gdkd_seg.runner import load_config
+from gdkd_seg.config import load_config
 from gdkd_seg.utils.memory import peak_extra_bytes
 
 DEFAULT_CONFIG = osp.join(

@@ -12,7 +12,7 @@ import argparse
 
 from mmengine.config import DictAction
 
-from gdkd_seg.teacher_cache import build_teacher_cache
+from gdkd_seg.cache_builder import build_teacher_cache
 
 
 def main(argv=None):

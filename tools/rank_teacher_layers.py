@@ -28,10 +28,10 @@ from mmseg.registry import DATASETS, MODELS
 
 import gdkd_seg  # noqa: F401
 from gdkd_seg.analysis import knowledge_quality, sample_labelled_positions
-from gdkd_seg.checks import check_data_roots
-from gdkd_seg.models import FrozenTeacher, ModuleOutputRecorder, resolve_model_cfg
+from gdkd_seg.config import load_config, resolve_model_cfg
+from gdkd_seg.datasets.checks import check_data_roots
+from gdkd_seg.models import FrozenTeacher, ModuleOutputRecorder
 from gdkd_seg.models.stepping_stones import backbone_stage_names
-from gdkd_seg.runner import load_config
 
 DISTILLERS = ('SegDistiller',)
 

@@ -11,7 +11,7 @@ import json
 
 from mmengine.config import DictAction
 
-from gdkd_seg.teacher_cache import measure_fidelity
+from gdkd_seg.cache_builder import measure_fidelity
 
 
 def main(argv=None):

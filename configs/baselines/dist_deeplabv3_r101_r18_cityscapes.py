@@ -1,8 +1,5 @@
-# Baseline: DIST, beta=gamma=tau=1; DeepLabV3-R101-D8 teacher -> DeepLabV3-R18-D8 student, same schedule and
-# head weights (decode 1, auxiliary 0.4) as GDKD.
-_base_ = '../gdkd_deeplabv3_r101_r18_cityscapes.py'
+# Baseline: DIST (beta=1, gamma=1, tau=1), DeepLabV3-R101-D8 -> DeepLabV3-R18-D8 on Cityscapes.
+_base_ = '../_base_/distill_cityscapes_40k.py'
 
-dist = dict(_delete_=True, type='DISTLoss', beta=1.0, gamma=1.0, tau=1.0)
-model = dict(
-    distill_losses=dict(decode=dict(loss=dict(dist, loss_weight=1.0)), aux=dict(loss=dict(dist, loss_weight=0.4)))
-)
+dist = dict(type='DISTLoss', beta=1.0, gamma=1.0, tau=1.0)
+model = dict(distill_losses=dict(decode=dict(loss=dist), aux=dict(loss=dist)))

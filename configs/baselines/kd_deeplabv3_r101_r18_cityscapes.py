@@ -1,6 +1,5 @@
-# Baseline: plain KD, T=1; DeepLabV3-R101-D8 teacher -> DeepLabV3-R18-D8 student, same schedule and head
-# weights (decode 1, auxiliary 0.4) as GDKD.
-_base_ = '../gdkd_deeplabv3_r101_r18_cityscapes.py'
+# Baseline: plain KD (T=1), DeepLabV3-R101-D8 -> DeepLabV3-R18-D8 on Cityscapes.
+_base_ = '../_base_/distill_cityscapes_40k.py'
 
-kd = dict(_delete_=True, type='KDLoss', temperature=1.0)
-model = dict(distill_losses=dict(decode=dict(loss=dict(kd, loss_weight=1.0)), aux=dict(loss=dict(kd, loss_weight=0.4))))
+kd = dict(type='KDLoss', temperature=1.0)
+model = dict(distill_losses=dict(decode=dict(loss=kd), aux=dict(loss=kd)))

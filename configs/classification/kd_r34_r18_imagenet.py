@@ -8,4 +8,4 @@ model = dict(
         logits=dict(student='head.fc', teacher='fc', loss=dict(type='KDLoss', temperature=1.0, loss_weight=0.5))
     ),
 )
-custom_hooks = [dict(type='DistillerHook', warmup_epochs=0)]
+custom_hooks = [dict(type='DistillWarmupHook', warmup_epochs=0), dict(type='TeacherEvalHook')]

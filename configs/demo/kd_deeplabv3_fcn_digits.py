@@ -2,3 +2,4 @@
 _base_ = './_base_/distill.py'
 
 demo_method = dict(key='KD', label='KD (T=1)', order=1, default=True)
+model = dict(distill_losses=dict(decode=dict(loss=dict(type='KDLoss', temperature=1.0))))

@@ -6,7 +6,6 @@ model = dict(
     distill_losses=dict(
         decode=dict(
             loss=dict(
-                _delete_=True,
                 type='TopKDLoss',
                 topk=5,
                 alpha=1.0,

@@ -4,7 +4,7 @@
 # ASPP head; weights 1/8, 1/4, 1/2. Each stone costs a partial R101 forward and backward per iteration:
 # drop stones (e.g. stones=[3]) to save time and memory. alpha/beta/gamma = 1 and T = 1 are this project's
 # segmentation setting (the paper reports classification).
-_base_ = '../gdkd_deeplabv3_r101_r18_cityscapes.py'
+_base_ = '../_base_/distill_cityscapes_40k.py'
 
 model = dict(
     components=dict(

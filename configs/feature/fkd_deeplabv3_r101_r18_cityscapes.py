@@ -4,7 +4,7 @@
 # the smaller; the decode and auxiliary heads learn from cross-entropy on detached backbone features
 # (detach_head_input=True). To pick other teacher layers, rank them by knowledge quality:
 #   python tools/rank_teacher_layers.py configs/feature/fkd_deeplabv3_r101_r18_cityscapes.py TEACHER.pth
-_base_ = '../gdkd_deeplabv3_r101_r18_cityscapes.py'
+_base_ = '../_base_/distill_cityscapes_40k.py'
 
 model = dict(
     detach_head_input=True,

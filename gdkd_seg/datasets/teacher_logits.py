@@ -1,8 +1,8 @@
 """Cached teacher logits that follow the augmentation (``SegDistiller(teacher_cache=DIR)``).
 
-``tools/cache_teacher.py`` stores, per training image, the teacher's logits for the whole image at the
-pipeline's base scale (see :mod:`gdkd_seg.teacher_cache`). :class:`LoadTeacherLogits` loads them with the
-image, and the geometric transforms of the train pipeline carry them along: ``gdkd_seg.runner`` swaps
+``tools/cache_teacher.py`` (:mod:`gdkd_seg.cache_builder`) stores, per training image, the teacher's logits for
+the whole image at the pipeline's base scale (see :mod:`.teacher_cache`). :class:`LoadTeacherLogits` loads them
+with the image, and the geometric transforms of the train pipeline carry them along: :func:`.use_teacher_cache` swaps
 ``Resize``, ``RandomResize``, ``RandomCrop``, ``RandomFlip`` and ``PackSegInputs`` for the subclasses
 below, which do what MMSeg's do to the image and update where the current image lies on the cached
 logits. No logit is resampled until the end: :class:`PackSegInputsWithTeacherLogits` samples the cached

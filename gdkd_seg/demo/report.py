@@ -1,6 +1,7 @@
 """The demo's report: ``results.md`` (the table users read) from the run summary (``results.json``)."""
 
 import statistics
+import time
 from typing import Dict, List
 
 
@@ -58,3 +59,8 @@ def results_markdown(summary: dict, methods: List) -> str:
             f'{" / ".join(f"{v:.2f}" for v in values)} | {gain} | {fmt_duration(seconds)} |'
         )
     return '\n'.join(lines) + '\n'
+
+
+def stage(msg: str) -> None:
+    """One line of the demo's progress, with the time."""
+    print(f'[demo {time.strftime("%H:%M:%S")}] {msg}', flush=True)

@@ -23,12 +23,12 @@ import torch
 from mmengine.config import Config
 
 from .. import runner
+from ..cache_builder import build_teacher_cache
 from ..datasets import prepare_digit_scenes
 from ..datasets.digit_scenes import read_meta
-from ..teacher_cache import build_teacher_cache
 from ..visualization import visualize_partitions
-from .report import fmt_duration, method_label, results_markdown
-from .wallclock import run_matched_wall_clock
+from .report import fmt_duration, method_label, results_markdown, stage
+from .wallclock import read_timeline, run_matched_wall_clock
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_DIR = osp.join(REPO, 'configs', 'demo')
@@ -77,10 +77,6 @@ class Schedule(NamedTuple):
 
 FULL = Schedule(teacher_iters=None, student_iters=None, seeds=(0, 1, 2), data={})
 QUICK = Schedule(teacher_iters=120, student_iters=60, seeds=(0, 1), data=dict(num_train=400, num_val=100))
-
-
-def stage(msg):
-    print(f'[demo {time.strftime("%H:%M:%S")}] {msg}', flush=True)
 
 
 class ProgressFilter(io.TextIOBase):
@@ -294,7 +290,6 @@ class Demo:
             return previous['result']
         stage(f'wall-clock: {tag}, seed {seed} -> {run_dir}')
         _, seconds = self.train(method.config, run_dir, run_options)
-        from .wallclock import read_timeline
 
         result = dict(method=method.key, seed=seed, seconds=seconds, timeline=read_timeline(run_dir))
         with open(osp.join(run_dir, 'result.json'), 'w') as f:

@@ -17,7 +17,7 @@ from typing import Dict, List
 
 from mmengine.config import Config
 
-from .report import fmt_duration
+from .report import fmt_duration, stage
 
 VAL_EVERY = 100
 
@@ -100,7 +100,6 @@ def plot(rows: Dict[str, List[dict]], path: str) -> str:
 
 def run_matched_wall_clock(demo, teacher: dict, data_meta: dict) -> dict:
     """The runs, the table (``wall_clock.md``), the plot (``wall_clock.png``) and ``wall_clock.json``."""
-    from .runs import stage
 
     methods = {m.key: m for m in demo.all_methods}
     student, live, cached = methods['student'], methods['GDKD'], methods['GDKD-cached']

@@ -1,8 +1,9 @@
-from .hooks import DistillerHook, ValTimelineHook, evaluate_teacher
+from .hooks import DistillWarmupHook, TeacherEvalHook, ValTimelineHook, evaluate_teacher
 from .safety import NonFiniteLossError, NonFiniteLossHook, RandomStateHook
 
 __all__ = [
-    'DistillerHook',
+    'DistillWarmupHook',
+    'TeacherEvalHook',
     'ValTimelineHook',
     'evaluate_teacher',
     'NonFiniteLossError',

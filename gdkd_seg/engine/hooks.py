@@ -17,10 +17,9 @@ def _unwrap(model):
 
 @MMPRETRAIN_HOOKS.register_module()  # the classification configs run in mmpretrain's scope
 @HOOKS.register_module()
-class DistillerHook(Hook):
+class DistillWarmupHook(Hook):
     """Linear warm-up of every distillation loss over the first ``warmup_iters`` iterations (or
-    ``warmup_epochs`` epochs of the train dataloader, as in DKD's classification recipes), and, when
-    the distiller has ``val_teacher=True``, one evaluation of the teacher before training.
+    ``warmup_epochs`` epochs of the train dataloader, as in DKD's classification recipes).
 
     The warm-up follows the iteration counter, so a resumed run continues where it stopped.
     """
@@ -35,18 +34,25 @@ class DistillerHook(Hook):
         self.warmup_iters = warmup_iters
         self.warmup_epochs = warmup_epochs
 
-    def before_train(self, runner):
-        model = _unwrap(runner.model)
-        if getattr(model, 'val_teacher', False) and runner.val_loop is not None:
-            metrics = evaluate_teacher(runner)
-            runner.logger.info('Teacher on the val set: ' + ', '.join(f'{k}: {v:.4f}' for k, v in metrics.items()))
-
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         model = _unwrap(runner.model)
         warmup_iters = self.warmup_iters or self.warmup_epochs * len(runner.train_dataloader)
         if warmup_iters:
             model.distill_scale = min(1.0, (runner.iter + 1) / warmup_iters)
         runner.message_hub.update_scalar('train/distill_scale', model.distill_scale)
+
+
+@MMPRETRAIN_HOOKS.register_module()
+@HOOKS.register_module()
+class TeacherEvalHook(Hook):
+    """When the distiller has ``val_teacher=True``, one evaluation of the teacher on the val set before
+    training, logged (:func:`evaluate_teacher`)."""
+
+    def before_train(self, runner):
+        model = _unwrap(runner.model)
+        if getattr(model, 'val_teacher', False) and runner.val_loop is not None:
+            metrics = evaluate_teacher(runner)
+            runner.logger.info('Teacher on the val set: ' + ', '.join(f'{k}: {v:.4f}' for k, v in metrics.items()))
 
 
 def evaluate_teacher(runner):

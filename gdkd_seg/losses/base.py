@@ -18,7 +18,7 @@ from .functional import (
     align_logits_and_labels,
     check_labels_in_range,
     flatten_logits_and_labels,
-    masked_mean,
+    mean_or_zero,
 )
 
 
@@ -96,7 +96,7 @@ class LogitDistillLoss(nn.Module):
     def __init__(
         self,
         loss_weight: float = 1.0,
-        loss_name: str = 'loss',
+        loss_name: Optional[str] = None,
         ignore_index: Optional[int] = 255,
         resize_mode: str = 'logits',
         teacher_scaling: Optional[Union[dict, nn.Module]] = None,
@@ -106,7 +106,7 @@ class LogitDistillLoss(nn.Module):
         self.loss_weight = check_non_negative('loss_weight', loss_weight)
         self.ignore_index = ignore_index
         self.resize_mode = check_resize_mode(resize_mode)
-        self._loss_name = loss_name
+        self._loss_name = loss_name or f'loss_{self.method.lower()}'
         self.teacher_scaling = build_teacher_scaling(teacher_scaling)
         self.fused = bool(fused)
 
@@ -164,7 +164,7 @@ class LogitDistillLoss(nn.Module):
 
     def weighted_means(self, per_position: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """``loss_weight`` x mean over the rows of each ``(P,)`` term."""
-        return {name: self.loss_weight * masked_mean(value, value.shape[0]) for name, value in per_position.items()}
+        return {name: self.loss_weight * mean_or_zero(value, value.shape[0]) for name, value in per_position.items()}
 
     def forward(self, student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor] = None) -> Tensor:
         return sum(self.forward_terms(student_logits, teacher_logits, gt).values())
@@ -176,7 +176,8 @@ class LogitDistillLoss(nn.Module):
 
     @property
     def loss_name(self) -> str:
-        """The key under which the distiller logs this loss (``distill.<name>.<loss_name>``)."""
+        """The key under which the distiller logs this loss (``distill.<name>.<loss_name>``); it contains
+        "loss", so MMEngine adds it to the total (``loss_<method>`` by default, e.g. ``loss_gdkd``)."""
         return self._loss_name
 
     def extra_repr(self) -> str:

@@ -8,7 +8,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from .base import LogitDistillLoss, check_non_negative, check_positive
-from .functional import flatten_logits_and_labels, masked_mean
+from .functional import flatten_logits_and_labels, mean_or_zero, squeeze_label_channel
 from .kd_loss import kd_per_position
 
 
@@ -20,7 +20,7 @@ def stone_cross_entropy(logits: Tensor, gt: Tensor, ignore_index: Optional[int])
         logits, gt.long(), reduction='none', ignore_index=-100 if ignore_index is None else ignore_index
     )
     valid = gt != ignore_index if ignore_index is not None else torch.ones_like(gt, dtype=torch.bool)
-    return masked_mean(per_pixel[valid], int(valid.sum()))
+    return mean_or_zero(per_pixel[valid], int(valid.sum()))
 
 
 @MODELS.register_module()
@@ -79,7 +79,7 @@ class BlockwiseKDLoss(LogitDistillLoss):
             student_logits, target_logits, gt, self.ignore_index, self.resize_mode
         )
         kd = kd_per_position(zs[valid], zt[valid], self.temperature)['kd']
-        return masked_mean(kd, kd.shape[0])
+        return mean_or_zero(kd, kd.shape[0])
 
     def forward_terms(
         self,
@@ -97,8 +97,7 @@ class BlockwiseKDLoss(LogitDistillLoss):
                 "components=dict(stepping_stones=dict(type='SteppingStones', ...)) and "
                 "extra_inputs=dict(stones='stepping_stones') in its distill_losses entry"
             )
-        if gt.dim() == 4 and gt.shape[1] == 1:
-            gt = gt[:, 0]
+        gt = squeeze_label_channel(gt)
         for i, (_, logits) in enumerate(stones):
             if logits.shape[:2] != teacher_logits.shape[:2]:
                 raise ValueError(

@@ -49,8 +49,7 @@ def _check_shapes(student: Tensor, teacher: Tensor, gt: Optional[Tensor]) -> Opt
             raise ValueError(f'(N, C) logits need (N,) class labels, got labels {g_shape} for logits {s_shape}')
         gt = gt.view(-1, 1, 1)
     else:
-        if gt.dim() == 4 and g_shape[1] == 1:  # mmseg-style (N, 1, H, W)
-            gt = gt[:, 0]
+        gt = squeeze_label_channel(gt)
         if gt.dim() != 3:
             raise ValueError(f'(N, C, H, W) logits need (N, H, W) labels, got labels {g_shape} for logits {s_shape}')
     if gt.shape[0] != s_shape[0]:
@@ -58,6 +57,11 @@ def _check_shapes(student: Tensor, teacher: Tensor, gt: Optional[Tensor]) -> Opt
     if gt.is_floating_point() or gt.is_complex():
         raise ValueError(f'labels must be an integer tensor, got {gt.dtype}')
     return gt
+
+
+def squeeze_label_channel(gt: Tensor) -> Tensor:
+    """MMSeg-style ``(N, 1, H, W)`` labels as ``(N, H, W)``; other shapes unchanged."""
+    return gt[:, 0] if gt.dim() == 4 and gt.shape[1] == 1 else gt
 
 
 def _bilinear(x: Tensor, size) -> Tensor:
@@ -144,7 +148,8 @@ def check_label_bounds(lowest, highest, num_classes: int, ignore_index: Optional
     if lowest < 0 or highest >= num_classes:
         raise ValueError(
             f'{method} labels must lie in [0, {num_classes}) outside ignore_index={ignore_index}, '
-            f'got values in [{int(lowest)}, {int(highest)}]'
+            f'got values in [{int(lowest)}, {int(highest)}]: are the annotations in train ids (e.g. Cityscapes '
+            "*_labelTrainIds.png) and is num_classes the data set's?"
         )
 
 
@@ -159,7 +164,7 @@ def check_labels_in_range(
     check_label_bounds(lowest, highest, num_classes, ignore_index, method)
 
 
-def masked_mean(values: Tensor, count: int) -> Tensor:
+def mean_or_zero(values: Tensor, count: int) -> Tensor:
     """Sum / count; an empty selection gives a 0 that is still in the graph."""
     return values.sum() / max(count, 1)
 

@@ -1,13 +1,11 @@
 """GDKD3: GDKD with three groups (top-1, top-2..k, rest)."""
 
-from typing import Dict, Optional
-
 import torch
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from .base import LogitDistillLoss, check_non_negative, check_positive, check_topk, check_topk_below_classes
-from .functional import grouped_kl, topk_partition_mask
+from .functional import topk_partition_mask
+from .gdkd_loss import GDKDLoss
 
 
 def gdkd3_group_ids(teacher_logits: Tensor, topk: int) -> Tensor:
@@ -20,23 +18,8 @@ def gdkd3_group_ids(teacher_logits: Tensor, topk: int) -> Tensor:
     return torch.where(is_top1, 0, group_ids)
 
 
-def gdkd3_per_position(
-    zs: Tensor, zt: Tensor, group_ids: Tensor, w0: float, w1: float, w2: float, temperature: float
-) -> Dict[str, Tensor]:
-    """Weighted GDKD3 terms per row of ``(P, C)`` logits.
-
-    ``group_ids`` is 0 / 1 / 2 for top-1 / top-2..k / rest. Returns ``(P,)``
-    tensors ``high = T^2 w0 KL3(b_t||b_s)``, ``top = T^2 w1 KL inside
-    top-2..k`` and ``other = T^2 w2 KL inside the rest`` (the KL inside the
-    single-class top-1 group is identically 0).
-    """
-    mass_kl, within_kl = grouped_kl(zs, zt, group_ids, 3, temperature)
-    t2 = temperature**2
-    return dict(high=t2 * w0 * mass_kl, top=t2 * w1 * within_kl[:, 1], other=t2 * w2 * within_kl[:, 2])
-
-
 @MODELS.register_module()
-class GDKD3Loss(LogitDistillLoss):
+class GDKD3Loss(GDKDLoss):
     r"""Three-group GDKD, per pixel or per sample.
 
     Groups: the teacher's top-1 class, its top-2..k classes (M) and the rest
@@ -58,36 +41,15 @@ class GDKD3Loss(LogitDistillLoss):
         ignore_index (int | None): label value of positions to leave out.
         resize_mode (str): ``'logits'`` or ``'label'`` (see GDKDLoss).
         loss_name (str): name of the loss item.
+
+    The other arguments are GDKDLoss's; there is no fused kernel for three groups.
     """
 
-    def __init__(
-        self,
-        topk: int = 4,
-        w0: float = 1.0,
-        w1: float = 1.0,
-        w2: float = 2.0,
-        temperature: float = 1.0,
-        loss_weight: float = 1.0,
-        ignore_index: Optional[int] = 255,
-        resize_mode: str = 'logits',
-        loss_name: str = 'loss_gdkd3',
-    ):
-        super().__init__(loss_weight, loss_name, ignore_index, resize_mode)
-        self.topk = check_topk(topk)
-        self.w0 = check_non_negative('w0', w0)
-        self.w1 = check_non_negative('w1', w1)
-        self.w2 = check_non_negative('w2', w2)
-        self.temperature = check_positive('temperature', temperature)
+    num_groups = 3
+    term_groups = (1, 2)  # top-2..k and the rest; the KL inside the single-class top-1 group is 0
 
-    def check_inputs(self, student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor]) -> None:
-        check_topk_below_classes('GDKD3', self.topk, student_logits, teacher_logits)
+    def __init__(self, topk: int = 4, loss_name: str = 'loss_gdkd3', **kwargs):
+        super().__init__(topk=topk, loss_name=loss_name, fused=False, **kwargs)
 
-    def per_position(self, zs: Tensor, zt: Tensor, labels: Optional[Tensor]) -> Dict[str, Tensor]:
-        """``{'high', 'top', 'other'}`` per valid row."""
-        return gdkd3_per_position(zs, zt, gdkd3_group_ids(zt, self.topk), self.w0, self.w1, self.w2, self.temperature)
-
-    def extra_repr(self) -> str:
-        return (
-            f'topk={self.topk}, w0={self.w0}, w1={self.w1}, w2={self.w2}, '
-            f'temperature={self.temperature}, ' + super().extra_repr()
-        )
+    def group_ids(self, zt: Tensor) -> Tensor:
+        return gdkd3_group_ids(zt, self.topk)

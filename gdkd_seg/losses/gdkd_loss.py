@@ -1,6 +1,6 @@
 """GDKD: generalized decoupled knowledge distillation, pixel-wise."""
 
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 from mmseg.registry import MODELS
 from torch import Tensor
@@ -15,18 +15,30 @@ def gdkd_group_ids(teacher_logits: Tensor, topk: int) -> Tensor:
     return (~topk_partition_mask(teacher_logits, topk, dim=1)).long()
 
 
-def gdkd_per_position(
-    zs: Tensor, zt: Tensor, group_ids: Tensor, w0: float, w1: float, w2: float, temperature: float
+def grouped_kd_per_position(
+    zs: Tensor,
+    zt: Tensor,
+    group_ids: Tensor,
+    weights: Tuple[float, float, float],
+    temperature: float,
+    num_groups: int = 2,
+    term_groups: Tuple[int, int] = (0, 1),
 ) -> Dict[str, Tensor]:
-    """Weighted GDKD terms per row of ``(P, C)`` logits.
+    """Weighted terms per row of ``(P, C)`` logits for a partition of the classes into ``num_groups`` groups.
 
-    ``group_ids`` marks the top group with 0 and the other group with 1.
-    Returns ``(P,)`` tensors ``high = T^2 w0 KL(b_t||b_s)``,
-    ``top = T^2 w1 KL(q_t^A||q_s^A)``, ``other = T^2 w2 KL(q_t^B||q_s^B)``.
+    Returns ``(P,)`` tensors ``high = T^2 w0 KL(b_t||b_s)`` (the group masses) and, for the groups
+    ``term_groups = (a, b)``, ``top = T^2 w1 KL(q_t^a||q_s^a)`` and ``other = T^2 w2 KL(q_t^b||q_s^b)``.
     """
-    mass_kl, within_kl = grouped_kl(zs, zt, group_ids, 2, temperature)
+    mass_kl, within_kl = grouped_kl(zs, zt, group_ids, num_groups, temperature)
     t2 = temperature**2
-    return dict(high=t2 * w0 * mass_kl, top=t2 * w1 * within_kl[:, 0], other=t2 * w2 * within_kl[:, 1])
+    w0, w1, w2 = weights
+    top, other = term_groups
+    return dict(high=t2 * w0 * mass_kl, top=t2 * w1 * within_kl[:, top], other=t2 * w2 * within_kl[:, other])
+
+
+def gdkd_per_position(zs: Tensor, zt: Tensor, topk: int, weights, temperature: float) -> Dict[str, Tensor]:
+    """GDKD's ``{'high', 'top', 'other'}`` per row: the teacher's top-k against the rest."""
+    return grouped_kd_per_position(zs, zt, gdkd_group_ids(zt, topk), weights, temperature)
 
 
 @MODELS.register_module()
@@ -64,6 +76,9 @@ class GDKDLoss(LogitDistillLoss):
             used when the teacher logits require grad).
     """
 
+    num_groups = 2
+    term_groups = (0, 1)  # the groups whose within-group KLs are the 'top' and 'other' terms
+
     def __init__(
         self,
         topk: int = 3,
@@ -85,12 +100,19 @@ class GDKDLoss(LogitDistillLoss):
         self.w2 = check_non_negative('w2', w2)
         self.temperature = check_positive('temperature', temperature)
 
+    def group_ids(self, zt: Tensor) -> Tensor:
+        """``(P, C)`` group ids of the rows' classes."""
+        return gdkd_group_ids(zt, self.topk)
+
     def check_inputs(self, student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor]) -> None:
-        check_topk_below_classes('GDKD', self.topk, student_logits, teacher_logits)
+        check_topk_below_classes(self.method, self.topk, student_logits, teacher_logits)
 
     def per_position(self, zs: Tensor, zt: Tensor, labels: Optional[Tensor]) -> Dict[str, Tensor]:
         """``{'high', 'top', 'other'}`` per valid row."""
-        return gdkd_per_position(zs, zt, gdkd_group_ids(zt, self.topk), self.w0, self.w1, self.w2, self.temperature)
+        weights = (self.w0, self.w1, self.w2)
+        return grouped_kd_per_position(
+            zs, zt, self.group_ids(zt), weights, self.temperature, self.num_groups, self.term_groups
+        )
 
     def fused_terms(
         self, student: Tensor, teacher: Tensor, labels: Optional[Tensor], valid: Optional[Tensor]

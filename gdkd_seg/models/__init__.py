@@ -3,17 +3,17 @@ from .connectors import FeatureProjector
 from .distiller_base import BaseDistiller
 from .feature_only import detach_head_input
 from .recorders import ModuleOutputRecorder
-from .seg_distiller import SegDistiller, resolve_model_cfg
+from .seg_distiller import SegDistiller
 from .stepping_stones import SteppingStones
-from .teacher import FrozenTeacher, TeacherCheckpointError, check_state_dict_fits
+from .teacher import CachedTeacher, FrozenTeacher, TeacherCheckpointError
 
 __all__ = [
+    'CachedTeacher',
     'ModuleOutputRecorder',
     'SegDistiller',
     'resolve_model_cfg',
     'FrozenTeacher',
     'TeacherCheckpointError',
-    'check_state_dict_fits',
     'BaseDistiller',
     'ClsDistiller',
     'FrozenClassifier',

@@ -10,7 +10,8 @@ from mmpretrain.structures import DataSample
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from .distiller_base import BaseDistiller, resolve_model_cfg
+from ..config import resolve_model_cfg
+from .distiller_base import BaseDistiller
 from .teacher import FrozenTeacher
 
 
@@ -65,7 +66,7 @@ class ClsDistiller(BaseDistiller):
             fits a ``TorchvisionClassifier``), loaded by :meth:`init_weights`.
         distill_losses (dict): as in ``SegDistiller``, e.g. ``logits=dict(student='head.fc', teacher='fc',
             loss=dict(type='GDKDLoss', topk=5, ...))``; ``loss.ignore_index`` defaults to None.
-        val_teacher (bool): evaluate the teacher on the val set before training (``DistillerHook``).
+        val_teacher (bool): evaluate the teacher on the val set before training (``TeacherEvalHook``).
         teacher_fp16 / teacher_channels_last: speed options of the teacher forward (see FrozenTeacher).
     """
 

@@ -23,20 +23,16 @@ Call chain of one training step (``mode='loss'``)::
 ``predict`` and ``tensor`` modes are the student's own, so validation, test and export see the student.
 """
 
-import copy
-from typing import Dict, NamedTuple, Optional, Union
+from typing import Dict, NamedTuple, Optional
 
-from mmengine.config import Config
-from mmengine.hub import get_config
 from mmengine.model import BaseModel
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
+from ..config import loss_declarations
 from . import feature_only
 from .recorders import ModuleOutputRecorder
-from .teacher import CachedTeacher, FrozenTeacher
-
-DECLARATION_KEYS = ('student', 'teacher', 'loss', 'connector', 'extra_inputs')
+from .teacher import FrozenTeacher
 
 
 class Records(NamedTuple):
@@ -47,66 +43,34 @@ class Records(NamedTuple):
     components: Dict[str, object]
 
 
-def _source(value) -> str:
-    """A config value written as Python config source: dicts as ``dict(key=value, ...)``."""
-    if isinstance(value, dict):
-        return 'dict(' + ', '.join(f'{k}={_source(v)}' for k, v in value.items()) + ')'
-    if isinstance(value, (list, tuple)):
-        inner = ', '.join(_source(v) for v in value)
-        return f'[{inner}]' if isinstance(value, list) else f'({inner}{"," if len(value) == 1 else ""})'
-    return repr(value)
-
-
-def loss_declarations(distill_losses) -> Dict[str, dict]:
-    """``{name: declaration}`` from the config's ``distill_losses``; entries set to None are left out (so a
-    child config or ``--cfg-options model.distill_losses.aux=None`` drops one)."""
-    if distill_losses is None:
-        return {}
-    if isinstance(distill_losses, (list, tuple)):
-        items = [dict(item) for item in distill_losses]
-        named = all(isinstance(item.get('name'), str) for item in items)
-        example = (
-            ',\n'.join(f'        {item.pop("name")}={_source(item)}' for item in items)
-            if named
-            else "        decode=dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg', loss=dict(...))"
-        )
-        raise ValueError(
-            'model.distill_losses is a list; it is a dict keyed by name, so that _base_ configs merge it and '
-            '--cfg-options reach an entry as model.distill_losses.<name>.loss.<arg>=VALUE. Write it as\n'
-            f'    distill_losses=dict(\n{example})'
-        )
-    if not isinstance(distill_losses, dict):
-        raise TypeError(f'model.distill_losses must be a dict of loss declarations, got {type(distill_losses)}')
-    declarations = {}
-    for name, decl in distill_losses.items():
-        if decl is None:
-            continue
-        if not isinstance(decl, dict):
-            raise TypeError(
-                f'model.distill_losses.{name} must be a dict(student=..., teacher=..., loss=...) or None, got {decl!r}'
-            )
-        decl = dict(decl)
-        unknown = sorted(set(decl) - set(DECLARATION_KEYS))
-        missing = [key for key in ('student', 'teacher', 'loss') if key not in decl]
-        if unknown or missing:
-            raise ValueError(
-                f'model.distill_losses.{name}: '
-                + '; '.join(
-                    ([f'unknown keys {unknown}'] if unknown else []) + ([f'missing {missing}'] if missing else [])
-                )
-                + f' (a declaration takes {list(DECLARATION_KEYS)})'
-            )
-        decl['extra_inputs'] = dict(decl.get('extra_inputs') or {})
-        declarations[name] = decl
-    return declarations
-
-
 def build_in_mmseg_scope(cfg, **default_args):
     """Build a module of ours (losses, connectors, components are registered in MMSeg's registry) whatever
     the config's default scope is (classification configs run in mmpretrain's)."""
     if isinstance(cfg, nn.Module):
         return cfg
     return MODELS.build(dict(dict(_scope_='mmseg'), **cfg), default_args=default_args or None)
+
+
+def check_loss_name(name: str, loss: nn.Module) -> None:
+    """MMEngine sums every logged key that contains "loss": a loss's ``loss_name`` must, or it would not train."""
+    loss_name = getattr(loss, 'loss_name', '')
+    if 'loss' not in loss_name:
+        raise ValueError(
+            f'model.distill_losses.{name}: {type(loss).__name__} has loss_name={loss_name!r}, which does not contain '
+            '"loss", so MMEngine would log it without adding it to the total: name it loss_<something>'
+        )
+
+
+def term_key(name: str, loss: nn.Module, term: str) -> str:
+    """The logged key of one term of a loss: ``distill.<name>.<method>_<term>`` (e.g. ``distill.decode.gdkd_high``),
+    without "loss", so that MMEngine logs it without adding it to the total a second time."""
+    if 'loss' in term:
+        raise ValueError(
+            f'{type(loss).__name__} returns a term named {term!r}: term names must not contain "loss" (MMEngine '
+            'would add the term to the total a second time)'
+        )
+    method = loss.loss_name.replace('loss', '').strip('_') or type(loss).__name__.replace('Loss', '').lower()
+    return f'distill.{name}.{method}_{term}'
 
 
 class BaseDistiller(BaseModel):
@@ -132,7 +96,7 @@ class BaseDistiller(BaseModel):
             ``teacher_records``, and is called as ``component(student_records, teacher_records)``.
         detach_head_input (bool): the student's heads train on detached backbone features, so that its
             backbone learns from the distillation losses only (feature-only KD).
-        val_teacher (bool): evaluate the teacher on the val set before training (``DistillerHook``).
+        val_teacher (bool): evaluate the teacher on the val set before training (``TeacherEvalHook``).
     """
 
     def __init__(
@@ -151,49 +115,56 @@ class BaseDistiller(BaseModel):
         # Outside the module tree on purpose (object.__setattr__ skips nn.Module registration).
         object.__setattr__(self, 'teacher', teacher)
         self.val_teacher = val_teacher
-        self.distill_scale = 1.0  # set by DistillerHook during the warm-up
+        self.distill_scale = 1.0  # set by DistillWarmupHook
 
         self.declarations = loss_declarations(distill_losses)
-        self.components = nn.ModuleDict(
-            {
-                name: build_in_mmseg_scope(cfg, student=self.student, teacher=self.teacher.model)
-                for name, cfg in (components or {}).items()
-                if cfg is not None
-            }
-        )
-        if self.components and self.teacher.model is None:
-            raise ValueError(
-                f'The components {sorted(self.components)} run the teacher, which a teacher cache does '
-                'not build: train them with the live teacher (drop model.teacher_cache)'
-            )
-        for name, decl in self.declarations.items():
-            unknown = sorted(set(decl['extra_inputs'].values()) - set(self.components))
-            if unknown:
-                raise ValueError(
-                    f'model.distill_losses.{name}.extra_inputs name components {unknown}, but '
-                    f'model.components has {sorted(self.components)}'
-                )
+        self.components = self._build_components(components or {})
         self.distill_losses = nn.ModuleDict(
             {name: build_in_mmseg_scope(decl['loss']) for name, decl in self.declarations.items()}
         )
+        for name, loss in self.distill_losses.items():
+            check_loss_name(name, loss)
         self.connectors = nn.ModuleDict(
+            {name: build_in_mmseg_scope(d['connector']) for name, d in self.declarations.items() if d.get('connector')}
+        )
+        self._put_recorders()
+        self.detach_head_input = detach_head_input
+        if detach_head_input:
+            feature_only.detach_head_input(self.student)
+
+    def _build_components(self, components: dict) -> nn.ModuleDict:
+        """The declared components, built on the student and the teacher network; every ``extra_inputs`` of a
+        declaration must name one."""
+        built = nn.ModuleDict(
             {
-                name: build_in_mmseg_scope(decl['connector'])
-                for name, decl in self.declarations.items()
-                if decl.get('connector')
+                name: build_in_mmseg_scope(cfg, student=self.student, teacher=self.teacher.model)
+                for name, cfg in components.items()
+                if cfg is not None
             }
         )
+        if built and self.teacher.model is None:
+            raise ValueError(
+                f'The components {sorted(built)} run the teacher, which a teacher cache does '
+                'not build: train them with the live teacher (drop model.teacher_cache)'
+            )
+        for name, decl in self.declarations.items():
+            unknown = sorted(set(decl['extra_inputs'].values()) - set(built))
+            if unknown:
+                raise ValueError(
+                    f'model.distill_losses.{name}.extra_inputs name components {unknown}, but '
+                    f'model.components has {sorted(built)}'
+                )
+        return built
 
+    def _put_recorders(self) -> None:
+        """Record the student and teacher modules the declarations and components read."""
         student_names = [d['student'] for d in self.declarations.values()]
         teacher_names = [d['teacher'] for d in self.declarations.values()]
         for component in self.components.values():
             student_names += list(getattr(component, 'student_records', []))
             teacher_names += list(getattr(component, 'teacher_records', []))
         self.student_recorder = ModuleOutputRecorder(self.student, student_names)
-        self.teacher.record(teacher_names)
-        self.detach_head_input = detach_head_input
-        if detach_head_input:
-            feature_only.detach_head_input(self.student)
+        self.teacher.capture(teacher_names)
 
     def _apply(self, fn, *args, **kwargs):
         # .to(device) / .cuda() / .half() reach the hidden teacher too.
@@ -219,23 +190,16 @@ class BaseDistiller(BaseModel):
     def loss(self, inputs: Tensor, data_samples) -> Dict[str, Tensor]:
         with self.student_recorder.recording():
             losses = self.student.loss(inputs, data_samples)
-        records = self.record(inputs, data_samples)
+        records = self.collect_records(inputs, data_samples)
         losses.update(self.distill_loss(records, self.gt_labels(data_samples)))
         return losses
 
-    def record(self, inputs: Tensor, data_samples) -> Records:
-        """The teacher's outputs (run now, or cached and carried by the batch) and the components' outputs,
-        after the student's forward."""
-        teacher = (
-            self.teacher.outputs(data_samples, inputs.shape[-2:])
-            if isinstance(self.teacher, CachedTeacher)
-            else self.teacher(inputs)
-        )
-        return Records(
-            self.student_recorder,
-            teacher,
-            {name: component(self.student_recorder, teacher) for name, component in self.components.items()},
-        )
+    def collect_records(self, inputs: Tensor, data_samples) -> Records:
+        """After the student's forward: the teacher's outputs (run now, or cached with the batch) and the
+        components' outputs."""
+        teacher = self.teacher.outputs(inputs, data_samples)
+        components = {name: component(self.student_recorder, teacher) for name, component in self.components.items()}
+        return Records(self.student_recorder, teacher, components)
 
     def distill_loss(self, records: Records, gt) -> Dict[str, Tensor]:
         """One summed entry per declared loss, plus its terms (detached, not summed) for the log."""
@@ -250,25 +214,10 @@ class BaseDistiller(BaseModel):
             total = sum(terms.values()) * self.distill_scale
             losses[f'distill.{name}.{loss_fn.loss_name}'] = total
             if len(terms) > 1:
-                short = loss_fn.loss_name.replace('loss_', '')
                 for term, value in terms.items():
-                    losses[f'distill.{name}.{short}_{term}'] = value.detach() * self.distill_scale
+                    losses[term_key(name, loss_fn, term)] = value.detach() * self.distill_scale
         return losses
 
     def student_state_dict(self) -> Dict[str, Tensor]:
         """The student's weights under the keys of a plain checkpoint of the student."""
         return {k[len('student.') :]: v for k, v in self.state_dict().items() if k.startswith('student.')}
-
-
-def resolve_model_cfg(model: Union[dict, str]) -> dict:
-    """A model config given inline, as a config file path, or as ``dict(cfg_path=..., **overrides)``."""
-    if isinstance(model, str):
-        model = dict(cfg_path=model)
-    model = copy.deepcopy(dict(model))
-    if 'cfg_path' not in model:
-        return model
-    path = model.pop('cfg_path')
-    base = get_config(path) if '::' in path else Config.fromfile(path)  # 'mmseg::...' lives in mmseg
-    cfg = Config(dict(model=base.model))
-    cfg.merge_from_dict(dict(model=model))
-    return cfg.model

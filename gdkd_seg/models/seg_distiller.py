@@ -6,8 +6,9 @@ import torch
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from ..checks import decode_head_classes
-from .distiller_base import BaseDistiller, resolve_model_cfg
+from ..config import resolve_model_cfg
+from ..datasets.checks import decode_head_classes
+from .distiller_base import BaseDistiller
 from .teacher import CachedTeacher, FrozenTeacher
 
 __all__ = ['SegDistiller', 'resolve_model_cfg', 'check_same_classes']
@@ -52,11 +53,11 @@ class SegDistiller(BaseDistiller):
             :class:`BaseDistiller`). An entry set to None is left out.
         components (dict): distiller-side networks whose outputs losses read (``SteppingStones``).
         detach_head_input (bool): the student's heads train on detached backbone features (feature-only KD).
-        val_teacher (bool): evaluate the teacher on the val set before training (``DistillerHook``).
+        val_teacher (bool): evaluate the teacher on the val set before training (``TeacherEvalHook``).
         teacher_fp16 / teacher_channels_last: speed options of the teacher forward (see FrozenTeacher).
         teacher_cache (str): a folder of cached teacher logits (``tools/cache_teacher.py``): the teacher is
             neither built nor run in training, its logits come with the batch, following the augmentation
-            (:mod:`gdkd_seg.teacher_cache`). Validation, test and export are unchanged.
+            (:mod:`gdkd_seg.datasets.teacher_cache`). Validation, test and export are unchanged.
     """
 
     def __init__(

@@ -112,6 +112,15 @@ def stage_channels(segmentor: nn.Module, names: Sequence[str], who: str) -> List
     return probed_channels(segmentor, names, who)
 
 
+def _check_stones(stones) -> List[int]:
+    stones = list(stones)
+    if not stones or any(isinstance(i, bool) or not isinstance(i, int) or i < 1 for i in stones):
+        raise ValueError(f'stones must be a non-empty list of stage indices >= 1, got {stones!r}')
+    if len(set(stones)) != len(stones):
+        raise ValueError(f'stones must not repeat a stage, got {stones!r}')
+    return sorted(stones)
+
+
 @MODELS.register_module()
 class SteppingStones(nn.Module):
     """The hybrid student-teacher networks of block-wise logit distillation, a distiller component.
@@ -152,45 +161,17 @@ class SteppingStones(nn.Module):
         align_corners: bool = False,
     ):
         super().__init__()
-        stones = list(stones)
-        if not stones or any(isinstance(i, bool) or not isinstance(i, int) or i < 1 for i in stones):
-            raise ValueError(f'stones must be a non-empty list of stage indices >= 1, got {stones!r}')
-        if len(set(stones)) != len(stones):
-            raise ValueError(f'stones must not repeat a stage, got {stones!r}')
-        self.stones = sorted(stones)
+        self.stones = _check_stones(stones)
         self.align_corners = align_corners
         if teacher is None:
             raise ValueError(
                 "SteppingStones run the teacher's stages and head, so they need the teacher network "
                 '(a teacher cache builds none)'
             )
-
         student_stages = list(student_stages or backbone_stage_names(student, outputs_allowed=True))
         teacher_stages = list(teacher_stages or backbone_stage_names(teacher))
-        outputs = [name for name in teacher_stages if parse_record_name(name)[1] is not None]
-        if outputs:
-            raise ValueError(
-                f"teacher_stages {outputs} name outputs, not modules: the stones call the teacher's "
-                'stages one after the other, so each must be a module (e.g. backbone.layer3)'
-            )
+        self._check_stages(student, teacher, student_stages, teacher_stages)
         n = len(teacher_stages)
-        too_deep = [i for i in self.stones if i > min(n, len(student_stages))]
-        if too_deep:
-            raise ValueError(
-                f'stones {too_deep} do not exist: the student has {len(student_stages)} stages and '
-                f'the teacher {n}, so stones must lie in 1..{min(n, len(student_stages))}'
-            )
-        if getattr(teacher, 'with_neck', False):
-            raise ValueError(
-                "SteppingStones run the teacher's stages straight into its decode head, "
-                'so a teacher with a neck is not supported'
-            )
-        t_modules = dict(teacher.named_modules())
-        s_modules = dict(student.named_modules())
-        for who, names, modules in (('student', student_stages, s_modules), ('teacher', teacher_stages, t_modules)):
-            missing = [name for name in names if parse_record_name(name)[0] not in modules]
-            if missing:
-                raise ValueError(f'the {who} has no stage module(s) {missing}')
         out_indices = list(getattr(teacher.backbone, 'out_indices', range(n)))
         self._check_head_inputs(teacher.decode_head, out_indices)
 
@@ -201,12 +182,39 @@ class SteppingStones(nn.Module):
         )
         # Plain attributes set with object.__setattr__: outside this module's tree (no parameters, no
         # state_dict, no .train()), exactly like the distiller's FrozenTeacher.
+        t_modules = dict(teacher.named_modules())
         object.__setattr__(self, '_teacher', teacher)
         object.__setattr__(self, '_teacher_stages', [t_modules[m] for m in teacher_stages])
         self._teacher_out_indices = out_indices
         self.num_teacher_stages = n
         self.student_records = [student_stages[i - 1] for i in self.stones]
         self.teacher_records = [teacher_stages[i - 1] for i in self.stones]
+
+    def _check_stages(self, student, teacher, student_stages: List[str], teacher_stages: List[str]) -> None:
+        """The stages exist as modules (the teacher's are called one after the other) and hold the stones."""
+        outputs = [name for name in teacher_stages if parse_record_name(name)[1] is not None]
+        if outputs:
+            raise ValueError(
+                f"teacher_stages {outputs} name outputs, not modules: the stones call the teacher's "
+                'stages one after the other, so each must be a module (e.g. backbone.layer3)'
+            )
+        deepest = min(len(teacher_stages), len(student_stages))
+        too_deep = [i for i in self.stones if i > deepest]
+        if too_deep:
+            raise ValueError(
+                f'stones {too_deep} do not exist: the student has {len(student_stages)} stages and '
+                f'the teacher {len(teacher_stages)}, so stones must lie in 1..{deepest}'
+            )
+        if getattr(teacher, 'with_neck', False):
+            raise ValueError(
+                "SteppingStones run the teacher's stages straight into its decode head, "
+                'so a teacher with a neck is not supported'
+            )
+        for who, names, model in (('student', student_stages, student), ('teacher', teacher_stages, teacher)):
+            modules = dict(model.named_modules())
+            missing = [name for name in names if parse_record_name(name)[0] not in modules]
+            if missing:
+                raise ValueError(f'the {who} has no stage module(s) {missing}')
 
     def _check_head_inputs(self, head: nn.Module, out_indices: List[int]) -> None:
         in_index = getattr(head, 'in_index', 0)

@@ -1,11 +1,15 @@
-"""The frozen teacher: safe checkpoint loading with clear errors, and an inference-only forward."""
+"""The two teachers a distiller can have, behind one interface: ``capture(names)`` (which module outputs the
+losses read), ``load()`` (weights or cache, checked), ``outputs(inputs, data_samples)`` (those outputs for a
+batch) and ``predict``. :class:`FrozenTeacher` runs the network; :class:`CachedTeacher` reads the logits that
+came with the batch from a teacher cache."""
 
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
 
-from ..utils import CheckpointDownloadError, state_dict_of
-from ..utils import check_state_dict_fits as check_fits
+from ..datasets.teacher_cache import TeacherCacheError, check_manifest, read_manifest, teacher_identity
+from ..datasets.teacher_logits import teacher_logits_of
+from ..utils import CheckpointDownloadError, check_state_dict_fits, state_dict_of
 from .recorders import ModuleOutputRecorder
 
 CHECKPOINT_HINT = 'pass a local file with --cfg-options model.teacher_checkpoint=PATH'
@@ -15,9 +19,9 @@ class TeacherCheckpointError(RuntimeError):
     """The teacher checkpoint is missing, unreachable or does not fit the teacher config."""
 
 
-def check_state_dict_fits(model: nn.Module, state_dict: dict, source: str) -> None:
+def check_teacher_weights_fit(model: nn.Module, state_dict: dict, source: str) -> None:
     """Raise TeacherCheckpointError naming every missing, unexpected or mis-shaped key."""
-    check_fits(
+    check_state_dict_fits(
         model,
         state_dict,
         source,
@@ -60,7 +64,8 @@ class FrozenTeacher:
         self.recorder = None
         self.run_auxiliary = False
 
-    def record(self, names):
+    def capture(self, names):
+        """Record the outputs of the modules ``names`` in each forward."""
         names = list(names)
         self.recorder = ModuleOutputRecorder(self.model, names)
         self.run_auxiliary = any(n.startswith('auxiliary_head') for n in names)
@@ -80,7 +85,7 @@ class FrozenTeacher:
                 f'This machine may have no internet access: download it elsewhere and {CHECKPOINT_HINT}'
             ) from err
         state = state_dict_of(ckpt)
-        check_state_dict_fits(self.model, state, self.checkpoint)
+        check_teacher_weights_fit(self.model, state, self.checkpoint)
         check_finite_weights(state, self.checkpoint)
         self.model.load_state_dict(state, strict=True)
         self.model.eval()
@@ -107,6 +112,10 @@ class FrozenTeacher:
         outputs = {name: _autograd_float32(out) for name, out in self.recorder.outputs.items()}
         self.recorder.clear()  # the inference-mode originals are not needed any more
         return outputs
+
+    def outputs(self, inputs, data_samples=None):
+        """The captured outputs for ``inputs`` (the teacher sees the images only)."""
+        return self(inputs)
 
     def run_model(self, inputs):
         """The forward that reaches the recorded modules: a segmentor's backbone and heads (a classifier
@@ -152,28 +161,25 @@ class CachedTeacher:
         self.model_cfg, self.cache_dir = model_cfg, cache_dir
         self.names, self.stride = [], None
 
-    def record(self, names):
+    def capture(self, names):
         self.names = list(dict.fromkeys(names))
 
     def load(self):
-        from ..teacher_cache import check_manifest, read_manifest, teacher_identity
-
         manifest = read_manifest(self.cache_dir)
         check_manifest(manifest, self.cache_dir, teacher_identity(self.model_cfg), self.names)
         self.stride = manifest['stride']
 
-    def outputs(self, data_samples, padded_shape):
-        from ..datasets.teacher_logits import teacher_logits_of
-
+    def outputs(self, inputs, data_samples):
+        """The batch's cached logits, at the teacher's resolution of the padded ``inputs``."""
         if self.stride is None:
-            raise TeacherCheckpointError(
+            raise TeacherCacheError(
                 'The teacher cache is not checked yet: call model.init_weights() (the Runner '
                 'does so when training starts)'
             )
-        return {name: teacher_logits_of(data_samples, name, padded_shape, self.stride) for name in self.names}
+        return {name: teacher_logits_of(data_samples, name, inputs.shape[-2:], self.stride) for name in self.names}
 
     def predict(self, inputs, data_samples):
-        raise TeacherCheckpointError(
+        raise TeacherCacheError(
             'With model.teacher_cache the teacher is not built, so it cannot be evaluated '
             '(val_teacher): evaluate it with its own config and checkpoint, tools/test.py'
         )

@@ -8,8 +8,6 @@ from .checkpoint import (
     check_state_dict_fits,
     checkpoint_is_complete,
     install_safe_checkpoint_loaders,
-    load_from_http,
-    load_from_local,
     safe_torch_load,
     state_dict_of,
 )
@@ -26,8 +24,6 @@ __all__ = [
     'check_state_dict_fits',
     'checkpoint_is_complete',
     'install_safe_checkpoint_loaders',
-    'load_from_http',
-    'load_from_local',
     'safe_torch_load',
     'state_dict_of',
 ]

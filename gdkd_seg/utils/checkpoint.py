@@ -3,11 +3,12 @@
 torch >= 2.6 loads with ``weights_only=True`` by default and so refuses MMEngine's own checkpoints: the
 message hub pickles ``HistoryBuffer`` objects (numpy arrays, and its statistics methods through
 ``getattr``). Instead of switching the safety off, we allow-list exactly the types MMEngine/MMSeg
-checkpoints carry and register loaders for MMEngine's ``CheckpointLoader`` schemes (local paths,
-http(s), ``open-mmlab://``, ``torchvision://``), so ``Runner.resume``, ``load_from`` and
-``init_cfg=dict(type='Pretrained')`` all go through :func:`safe_torch_load` (``mmcls://`` too).
-Anything else pickled in a checkpoint is refused with :class:`UnsafeCheckpointError`; a truncated or corrupt file
-gives a :class:`CheckpointReadError` naming it.
+checkpoints carry (``torch.serialization.add_safe_globals``), so MMEngine's own loaders of every scheme (local
+paths, http(s), ``open-mmlab://``, ``torchvision://``, ``mmcls://``; ``Runner.resume``, ``load_from``,
+``init_cfg=dict(type='Pretrained')``) read them with ``weights_only=True``, and wrap those loaders so that their
+errors are named: anything else pickled in a checkpoint is refused with :class:`UnsafeCheckpointError`, a
+truncated or corrupt file gives a :class:`CheckpointReadError` naming it, a failed download a
+:class:`CheckpointDownloadError` that says to pass a local file.
 
 Writes are atomic: MMEngine's local file backend (which ``save_checkpoint`` writes through) is replaced by
 :class:`AtomicLocalBackend`, which writes a temporary file beside the target and renames it, so an
@@ -15,25 +16,18 @@ interrupted save leaves the previous file intact instead of a truncated one. :fu
 names every key of a state dict that does not fit a model.
 """
 
+import functools
 import os
 import os.path as osp
 import pickle
 import zipfile
-from urllib.parse import urlparse
 
+import mmengine.runner.checkpoint as mmengine_checkpoint
 import numpy as np
 import torch
-from mmengine.dist import barrier, get_dist_info
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging.history_buffer import HistoryBuffer
-from mmengine.runner.checkpoint import (
-    CheckpointLoader,
-    _process_mmcls_checkpoint,
-    get_deprecated_model_names,
-    get_external_models,
-    get_mmcls_models,
-    get_torchvision_models,
-)
+from mmengine.runner.checkpoint import CheckpointLoader
 
 __all__ = [
     'UnsafeCheckpointError',
@@ -41,8 +35,6 @@ __all__ = [
     'CheckpointReadError',
     'CheckpointMismatchError',
     'safe_torch_load',
-    'load_from_local',
-    'load_from_http',
     'install_safe_checkpoint_loaders',
     'checkpoint_is_complete',
     'check_state_dict_fits',
@@ -93,93 +85,89 @@ def _unpickler_reason(message):
     return ' '.join(details).replace('WeightsUnpickler error:', '').strip() or paragraphs[0]
 
 
-def safe_torch_load(file, map_location=None):
-    """``torch.load(file, weights_only=True)`` with the MMEngine allow-list; clear error otherwise."""
-    try:
-        with torch.serialization.safe_globals(checkpoint_safe_globals()):
-            return torch.load(file, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile) as err:
-        first_line = str(err).splitlines()[0] if str(err) else ''
-        if isinstance(file, (str, os.PathLike)) and not checkpoint_is_complete(file):
-            raise CheckpointReadError(
-                f'Could not read checkpoint {file}: it is truncated or corrupt ({type(err).__name__}: '
-                f'{first_line}). A save or copy was probably interrupted: use the previous checkpoint, or copy '
-                'the file again.'
-            ) from err
-        err.add_note(f'(while loading checkpoint {file})')
-        raise
-    except pickle.UnpicklingError as err:
-        reason = _unpickler_reason(str(err))
-        raise UnsafeCheckpointError(
-            f'Refused to load checkpoint {file}: it holds pickled objects that are not plain tensors, '
-            f'containers or the MMEngine/numpy types gdkd_seg allows ({reason}). Unpickling them could run '
-            'arbitrary code. If you trust where the file comes from, load it knowingly with '
+def _zoo_url(source: str) -> str:
+    """The URL behind a model-zoo name (``mmcls://mobilenet_v2``), as MMEngine looks it up; else ``source``."""
+    zoos = {
+        'mmcls://': mmengine_checkpoint.get_mmcls_models,
+        'open-mmlab://': mmengine_checkpoint.get_external_models,
+        'openmmlab://': mmengine_checkpoint.get_external_models,
+        'torchvision://': mmengine_checkpoint.get_torchvision_models,
+    }
+    for prefix, table in zoos.items():
+        if source.startswith(prefix):
+            return table().get(source[len(prefix) :], source)
+    return source
+
+
+def _load_error(source, err: BaseException) -> BaseException:
+    """The error that names what went wrong in loading ``source``: an unsafe pickle, a truncated file or a failed
+    download (None where ``err`` is none of these)."""
+    if isinstance(err, (UnsafeCheckpointError, CheckpointReadError, CheckpointDownloadError)):
+        return err
+    if isinstance(err, pickle.UnpicklingError):
+        return UnsafeCheckpointError(
+            f'Refused to load checkpoint {source}: it holds pickled objects that are not plain tensors, '
+            f'containers or the MMEngine/numpy types gdkd_seg allows ({_unpickler_reason(str(err))}). Unpickling '
+            'them could run arbitrary code. If you trust where the file comes from, load it knowingly with '
             '`torch.load(path, weights_only=False)` and re-save only its state_dict, or allow the type with '
             '`torch.serialization.add_safe_globals([...])`.'
-        ) from err
+        )
+    if isinstance(err, (RuntimeError, EOFError, zipfile.BadZipFile)):
+        if isinstance(source, (str, os.PathLike)) and osp.isfile(source) and not checkpoint_is_complete(source):
+            first_line = str(err).splitlines()[0] if str(err) else ''
+            return CheckpointReadError(
+                f'Could not read checkpoint {source}: it is truncated or corrupt ({type(err).__name__}: '
+                f'{first_line}). A save or copy was probably interrupted: use the previous checkpoint, or copy '
+                'the file again.'
+            )
+        return None
+    if isinstance(err, OSError) and not isinstance(err, FileNotFoundError) and '://' in str(source):
+        cache = osp.join(torch.hub.get_dir(), 'checkpoints')
+        url = _zoo_url(str(source))
+        return CheckpointDownloadError(
+            f'Could not download checkpoint {source}' + (f' ({url})' if url != source else '') + f': {err}. '
+            f'Without internet access, download the file elsewhere and copy it into {cache} or pass its local '
+            'path instead.'
+        )
+    return None
 
 
-def load_from_local(filename, map_location=None):
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'Checkpoint file not found: {filename}')
-    return safe_torch_load(filename, map_location)
+def safe_torch_load(file, map_location=None):
+    """``torch.load(file, weights_only=True)`` with the MMEngine allow-list; a clear error otherwise."""
+    try:
+        return torch.load(file, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile) as err:
+        clear = _load_error(file, err)
+        if clear is None or clear is err:
+            err.add_note(f'(while loading checkpoint {file})')
+            raise
+        raise clear from err
 
 
-def _download(url, model_dir):
-    name = osp.basename(urlparse(url).path)
-    cached = osp.join(model_dir, name)
-    if not osp.isfile(cached):
-        os.makedirs(model_dir, exist_ok=True)
+def _guarded(load):
+    """One of MMEngine's scheme loaders, its errors named (:func:`_load_error`)."""
+
+    @functools.wraps(load)
+    def load_checkpoint(filename, *args, **kwargs):
         try:
-            torch.hub.download_url_to_file(url, cached, progress=False)
-        except Exception as err:  # URLError, HTTPError, socket errors, ...
-            raise CheckpointDownloadError(
-                f'Could not download checkpoint {url}: {err}. Without internet access, download the file '
-                f'elsewhere, copy it to {cached} or pass its local path instead of the URL.'
-            ) from err
-    return cached
+            return load(filename, *args, **kwargs)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+            clear = _load_error(filename, err)
+            if clear is None or clear is err:
+                raise
+            raise clear from err
 
-
-def load_from_http(url, map_location=None, model_dir=None):
-    """Download once into torch's hub cache (rank 0 first in distributed runs), then load safely."""
-    model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
-    rank, world_size = get_dist_info()
-    if rank == 0:
-        path = _download(url, model_dir)
-    if world_size > 1:
-        barrier()
-        if rank > 0:
-            path = _download(url, model_dir)
-    return safe_torch_load(path, map_location)
-
-
-def load_from_openmmlab(filename, map_location=None):
-    name = filename.split('://', 1)[1]
-    name = get_deprecated_model_names().get(name, name)
-    url = get_external_models()[name]
-    if url.startswith(('http://', 'https://')):
-        return load_from_http(url, map_location)
-    return load_from_local(osp.join(osp.expanduser(os.getenv('MMENGINE_HOME', '~/.cache/mmengine')), url), map_location)
-
-
-def load_from_torchvision(filename, map_location=None):
-    return load_from_http(get_torchvision_models()[filename.split('://', 1)[1]], map_location)
-
-
-def load_from_mmcls(filename, map_location=None):
-    """``mmcls://<model>`` (MMPretrain's model zoo, e.g. the MobileNetV2 students' backbone), loaded safely."""
-    checkpoint = load_from_http(get_mmcls_models()[filename.split('://', 1)[1]], map_location)
-    return _process_mmcls_checkpoint(checkpoint)
+    load_checkpoint.guarded = True
+    return load_checkpoint
 
 
 def install_safe_checkpoint_loaders():
-    """Route MMEngine's checkpoint schemes through :func:`safe_torch_load` (idempotent)."""
-    CheckpointLoader.register_scheme('', load_from_local, force=True)
-    CheckpointLoader.register_scheme(('http://', 'https://'), load_from_http, force=True)
-    CheckpointLoader.register_scheme(('open-mmlab://', 'openmmlab://'), load_from_openmmlab, force=True)
-    CheckpointLoader.register_scheme(('torchvision://', 'modelzoo://'), load_from_torchvision, force=True)
-    CheckpointLoader.register_scheme('mmcls://', load_from_mmcls, force=True)
+    """Let ``torch.load(weights_only=True)``, which MMEngine's loaders call, read MMEngine's checkpoints (the
+    allow-list above), and name the errors of every scheme MMEngine registers (idempotent)."""
+    torch.serialization.add_safe_globals(checkpoint_safe_globals())
+    for prefix, load in list(CheckpointLoader._schemes.items()):
+        if not getattr(load, 'guarded', False):
+            CheckpointLoader.register_scheme(prefix, _guarded(load), force=True)
 
 
 def checkpoint_is_complete(path: str) -> bool:

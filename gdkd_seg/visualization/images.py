@@ -16,8 +16,8 @@ from mmengine.utils import ProgressBar, scandir
 from mmseg.apis import init_model
 from mmseg.registry import DATASETS, MODELS, TRANSFORMS
 
-from ..checks import leaf_datasets
-from ..runner import load_config
+from ..config import load_config
+from ..datasets.checks import leaf_datasets
 from .partitions import describe_settings, draw_partitions, gdkd_settings, partition_maps, predict_logits
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -185,26 +185,23 @@ def visualize_partitions(
     written = []
     progress = ProgressBar(len(items), file=sys.stdout)  # follows redirect_stdout (tools/demo.py)
     for path, ann_path, rel_stem in items:
-        data = image_pipeline(dict(img_path=path))
-        teacher, student, _ = predict_logits(model, dict(inputs=[data['inputs']], data_samples=[data['data_samples']]))
         image = mmcv.imread(path, channel_order='rgb')
         gt = None if ann_path is None else load_annotation(ann_transform, ann_path, reduce_zero_label, image.shape)
-        maps = partition_maps(
-            teacher[0].cpu(), gt=gt, student_logits=None if student is None else student[0].cpu(), **settings
-        )
-        picture = draw_partitions(
-            image,
-            maps,
-            settings['topk'],
-            meta.get('classes'),
-            meta.get('palette'),
-            title=f'{osp.basename(path)}; {side}',
-            panel_width=panel_width,
-        )
-        path_out = osp.join(out, rel_stem + '_partitions.png')
-        os.makedirs(osp.dirname(path_out), exist_ok=True)
-        mmcv.imwrite(mmcv.rgb2bgr(picture), path_out)
-        written.append(path_out)
+        data = image_pipeline(dict(img_path=path))
+        picture = _picture(model, data, image, f'{osp.basename(path)}; {side}', gt, settings, meta, panel_width)
+        written.append(osp.join(out, rel_stem + '_partitions.png'))
+        os.makedirs(osp.dirname(written[-1]), exist_ok=True)
+        mmcv.imwrite(mmcv.rgb2bgr(picture), written[-1])
         progress.update()
     print(f'\n{len(written)} partition pictures written to {out}')
     return written
+
+
+def _picture(model, data, image, title, gt, settings, meta, panel_width):
+    """The partition picture of ``image`` (RGB; ``data``: it through the test pipeline)."""
+    teacher, student, _ = predict_logits(model, dict(inputs=[data['inputs']], data_samples=[data['data_samples']]))
+    student = None if student is None else student[0].cpu()
+    maps = partition_maps(teacher[0].cpu(), gt=gt, student_logits=student, **settings)
+    return draw_partitions(
+        image, maps, settings['topk'], meta.get('classes'), meta.get('palette'), title=title, panel_width=panel_width
+    )

@@ -22,7 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..losses import GDKDLoss, align_logits_and_labels, gdkd_group_ids, gdkd_per_position, topk_partition_mask
+from ..losses import GDKDLoss, align_logits_and_labels, gdkd_per_position, topk_partition_mask
+from ..losses.base import check_topk, check_topk_below_classes
+from ..losses.functional import check_labels_in_range
 
 GDKD_KEYS = ('topk', 'w0', 'w1', 'w2', 'temperature', 'ignore_index', 'teacher_scaling')
 IGNORED_RGB = (190, 190, 190)
@@ -43,7 +45,7 @@ def gdkd_settings(model=None, topk: Optional[int] = None) -> dict:
     loss = next((m for m in losses.values() if isinstance(m, GDKDLoss)), None) or GDKDLoss()
     settings = {key: getattr(loss, key) for key in GDKD_KEYS}
     if topk is not None:
-        settings['topk'] = GDKDLoss(topk=topk).topk  # same argument check as the loss
+        settings['topk'] = check_topk(topk)  # the loss's own check
     return settings
 
 
@@ -140,24 +142,13 @@ def partition_maps(
     if teacher_logits.dim() != 4:
         raise ValueError(f'expected teacher logits (N, C, H, W) or (C, H, W), got {tuple(teacher_logits.shape)}')
     num_classes = teacher_logits.shape[1]
-    if not 1 <= topk < num_classes:
-        raise ValueError(
-            f'topk must be in [1, C-1] = [1, {num_classes - 1}] for {num_classes} classes, '
-            f'got {topk}: pass a smaller --topk'
-        )
+    check_topk_below_classes('GDKD', check_topk(topk), teacher_logits, teacher_logits)  # the loss's own checks
     with_student = student_logits is not None
     student, teacher, labels, valid = align_logits_and_labels(
         student_logits if with_student else teacher_logits, teacher_logits, gt, ignore_index, 'logits'
     )
     if labels is not None:
-        bad = valid & ((labels < 0) | (labels >= num_classes))
-        if bad.any():
-            values = labels[bad].unique()[:10].tolist()
-            raise ValueError(
-                f'labels hold values {values} outside [0, {num_classes}) that are not '
-                f'ignore_index={ignore_index}: are the annotations in train ids '
-                '(e.g. Cityscapes *_labelTrainIds.png)?'
-            )
+        check_labels_in_range(labels, valid, num_classes, ignore_index, 'The partition picture')
     if teacher_scaling is not None:
         teacher = teacher_scaling(teacher, labels)
 
@@ -181,26 +172,24 @@ def partition_maps(
         )
 
     if with_student:
-        shape = student.shape[:1] + student.shape[2:]
-        zs = student.permute(0, 2, 3, 1).reshape(-1, num_classes)
-        zt = teacher.permute(0, 2, 3, 1).reshape(-1, num_classes)
-        chunks = [
-            gdkd_per_position(
-                zs[i : i + chunk_rows],
-                zt[i : i + chunk_rows],
-                gdkd_group_ids(zt[i : i + chunk_rows], topk),
-                w0,
-                w1,
-                w2,
-                temperature,
-            )
-            for i in range(0, zs.shape[0], chunk_rows)
-        ]
-        for name in ('high', 'top', 'other'):
-            maps[name] = torch.cat([c[name] for c in chunks]).view(shape)
-        maps['loss'] = maps['high'] + maps['top'] + maps['other']
+        maps.update(_gdkd_term_maps(student, teacher, topk, (w0, w1, w2), temperature, chunk_rows))
 
     return {k: v[0] for k, v in maps.items()} if single else maps
+
+
+def _gdkd_term_maps(student: Tensor, teacher: Tensor, topk: int, weights, temperature: float, chunk_rows: int):
+    """``high``, ``top``, ``other`` and their sum ``loss`` per pixel, ``chunk_rows`` pixels at a time."""
+    num_classes = student.shape[1]
+    shape = student.shape[:1] + student.shape[2:]
+    zs = student.permute(0, 2, 3, 1).reshape(-1, num_classes)
+    zt = teacher.permute(0, 2, 3, 1).reshape(-1, num_classes)
+    chunks = [
+        gdkd_per_position(zs[i : i + chunk_rows], zt[i : i + chunk_rows], topk, weights, temperature)
+        for i in range(0, zs.shape[0], chunk_rows)
+    ]
+    maps = {name: torch.cat([c[name] for c in chunks]).view(shape) for name in ('high', 'top', 'other')}
+    maps['loss'] = maps['high'] + maps['top'] + maps['other']
+    return maps
 
 
 # ----------------------------------------------------------------------------
@@ -291,6 +280,27 @@ def partition_figure(
         num_classes = max(num_classes, int(maps['gt'][valid].max()) + 1)
     classes, palette = _class_meta(max(num_classes, len(classes or [])), classes, palette)
 
+    panels = _teacher_panels(image, maps, topk, classes, palette) + _student_panels(maps, topk)
+    rows, cols, width_px, height_px = figure_layout(len(panels), height / width, panel_width)
+    fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi, layout='constrained')
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, (panel_title, draw) in zip(axes, panels):
+        draw(ax)
+        ax.set_title(_wrap_title(panel_title, panel_width), fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[len(panels) :]:
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def _teacher_panels(image, maps, topk, classes, palette) -> list:
+    """``(title, draw(ax))`` of the image, the ground truth and the teacher's maps."""
+    valid = maps['valid']
+    entropy_max = math.log(len(classes))
     panels = [('Image', lambda ax: ax.imshow(image))]
     if 'gt' in maps:
         panels.append(('Ground truth', lambda ax: _class_panel(ax, maps['gt'], valid, classes, palette)))
@@ -306,13 +316,7 @@ def partition_figure(
         (
             'Teacher entropy (multimodal where high)',
             lambda ax: _scalar_panel(
-                ax,
-                maps['entropy'],
-                None,
-                'magma',
-                0.0,
-                math.log(len(classes)),
-                f'nats (max log C = {math.log(len(classes)):.2f})',
+                ax, maps['entropy'], None, 'magma', 0.0, entropy_max, f'nats (max log C = {entropy_max:.2f})'
             ),
         ),
     ]
@@ -330,43 +334,29 @@ def partition_figure(
                 lambda ax: _flag_panel(ax, image, maps['gt_not_top1'], valid, ['GT = top-1', 'GT ≠ top-1']),
             ),
         ]
-    if 'loss' in maps:
-        panels.append(
-            (
-                f'GDKD loss per pixel (mean {_mean(maps["loss"], valid)})',
-                lambda ax: _scalar_panel(
-                    ax, maps['loss'], valid, 'inferno', 0.0, _robust_max(maps['loss'][valid]), 'per pixel'
-                ),
-            )
-        )
-        for key, label in (
-            ('high', '$w_0\\,KL(b_t\\|b_s)$ (group masses)'),
-            ('top', f'$w_1\\,KL(q^A_t\\|q^A_s)$ (within top-{topk})'),
-            ('other', '$w_2\\,KL(q^B_t\\|q^B_s)$ (within the rest)'),
-        ):
-            panels.append(
-                (
-                    f'{label}\nmean {_mean(maps[key], valid)}',
-                    lambda ax, key=key: _scalar_panel(
-                        ax, maps[key], valid, 'inferno', 0.0, _robust_max(maps[key][valid]), 'per pixel'
-                    ),
-                )
-            )
+    return panels
 
-    rows, cols, width_px, height_px = figure_layout(len(panels), height / width, panel_width)
-    fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi, layout='constrained')
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax, (panel_title, draw) in zip(axes, panels):
-        draw(ax)
-        ax.set_title(_wrap_title(panel_title, panel_width), fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    for ax in axes[len(panels) :]:
-        ax.set_axis_off()
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return fig
+
+def _student_panels(maps, topk) -> list:
+    """``(title, draw(ax))`` of the per-pixel GDKD loss and its terms (none without a student)."""
+    if 'loss' not in maps:
+        return []
+    valid = maps['valid']
+    terms = (
+        ('loss', f'GDKD loss per pixel (mean {_mean(maps["loss"], valid)})'),
+        ('high', f'$w_0\\,KL(b_t\\|b_s)$ (group masses)\nmean {_mean(maps["high"], valid)}'),
+        ('top', f'$w_1\\,KL(q^A_t\\|q^A_s)$ (within top-{topk})\nmean {_mean(maps["top"], valid)}'),
+        ('other', f'$w_2\\,KL(q^B_t\\|q^B_s)$ (within the rest)\nmean {_mean(maps["other"], valid)}'),
+    )
+    return [
+        (
+            title,
+            lambda ax, key=key: _scalar_panel(
+                ax, maps[key], valid, 'inferno', 0.0, _robust_max(maps[key][valid]), 'per pixel'
+            ),
+        )
+        for key, title in terms
+    ]
 
 
 def _percent(flags: np.ndarray, valid: np.ndarray) -> str:

@@ -11,4 +11,4 @@ model = dict(
     teacher_checkpoint=None,
     distill_losses=dict(),
 )
-custom_hooks = [dict(type='DistillerHook', warmup_epochs=1)]
+custom_hooks = [dict(type='DistillWarmupHook', warmup_epochs=1), dict(type='TeacherEvalHook')]

@@ -12,4 +12,4 @@ model = dict(
     teacher_checkpoint='https://download.pytorch.org/models/resnet34-b627a593.pth',
     distill_losses=dict(),
 )
-custom_hooks = [dict(type='DistillerHook', warmup_epochs=1)]
+custom_hooks = [dict(type='DistillWarmupHook', warmup_epochs=1), dict(type='TeacherEvalHook')]

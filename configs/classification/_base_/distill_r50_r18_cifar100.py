@@ -10,4 +10,4 @@ model = dict(
     teacher_checkpoint=None,  # --cfg-options model.teacher_checkpoint=work_dirs/resnet50_v1c_cifar100/best_*.pth
     distill_losses=dict(),
 )
-custom_hooks = [dict(type='DistillerHook', warmup_epochs=20)]
+custom_hooks = [dict(type='DistillWarmupHook', warmup_epochs=20), dict(type='TeacherEvalHook')]

@@ -1,5 +1,5 @@
-# The demo distiller: the FCN student learns from the DeepLabV3 teacher's decode-head logits (both at 1/8
-# resolution). Children set the loss; tools/demo.py passes model.teacher_checkpoint.
+# The demo's method-neutral distiller: the FCN student learns from the DeepLabV3 teacher's decode-head logits
+# (both at 1/8 resolution); children set the loss's type and settings. tools/demo.py passes teacher_checkpoint.
 _base_ = ['./fcn_student.py', './digit_scenes.py', './runtime.py']
 
 model = dict(
@@ -12,8 +12,8 @@ model = dict(
         decode=dict(
             student='decode_head.conv_seg',
             teacher='decode_head.conv_seg',
-            loss=dict(type='KDLoss', temperature=1.0, loss_weight=1.0),
+            loss=dict(loss_weight=1.0),
         )
     ),
 )
-custom_hooks = [dict(type='DistillerHook', warmup_iters=0)]
+custom_hooks = [dict(type='DistillWarmupHook', warmup_iters=0), dict(type='TeacherEvalHook')]

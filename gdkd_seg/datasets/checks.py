@@ -16,7 +16,7 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import DATASETS
 
-from .datasets.transforms import bad_label_values, label_error
+from .transforms import bad_label_values, label_error
 
 IGNORE_INDEX = 255  # MMSeg's decode heads ignore 255 unless a config says otherwise
 
