@@ -5,10 +5,12 @@ below it."""
 
 import copy
 import os.path as osp
-from typing import Dict, Optional, Union
+from typing import Dict, List, Optional, Union
 
 from mmengine.config import Config
 from mmengine.hub import get_config
+
+DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
 def load_config(
@@ -23,11 +25,27 @@ def load_config(
         cfg.merge_from_dict(dict(options))
     if isinstance(cfg.get('model'), dict) and 'cfg_path' in cfg.model:  # a plain model given by its config file
         cfg.model = resolve_model_cfg(cfg.model)
+    for key in DATALOADERS:
+        if cfg.get(key):
+            push_data_root_to_leaves(cfg[key].get('dataset'))
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
     return cfg
+
+
+def push_data_root_to_leaves(dataset) -> None:
+    """A ``data_root`` set on a dataset wrapper (``ConcatDataset``, ``RepeatDataset``: Pascal VOC aug's train set)
+    is meant for the data sets it wraps, which take it: ``--cfg-options train_dataloader.dataset.data_root=DIR``
+    then works for every data set config."""
+    if not isinstance(dataset, dict):
+        return
+    root = dataset.pop('data_root', None) if ('datasets' in dataset or 'dataset' in dataset) else None
+    for child in dataset.get('datasets') or ([dataset['dataset']] if 'dataset' in dataset else []):
+        if root is not None and isinstance(child, dict):
+            child['data_root'] = root
+        push_data_root_to_leaves(child)
 
 
 def resolve_model_cfg(model: Union[dict, str]) -> dict:
@@ -105,3 +123,15 @@ def loss_declarations(distill_losses) -> Dict[str, dict]:
         decl['extra_inputs'] = dict(decl.get('extra_inputs') or {})
         declarations[name] = decl
     return declarations
+
+
+def config_diff(old, new, prefix: str = '') -> List[str]:
+    """``key: old -> new`` for every dotted key whose value differs between two config dicts."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        lines = []
+        for key in sorted(set(old) | set(new), key=str):
+            lines += config_diff(
+                old.get(key, '<absent>'), new.get(key, '<absent>'), f'{prefix}.{key}' if prefix else key
+            )
+        return lines
+    return [] if old == new else [f'{prefix}: {old!r} -> {new!r}']

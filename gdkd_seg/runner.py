@@ -28,6 +28,7 @@ import re
 import signal
 import threading
 import warnings
+from contextlib import nullcontext
 from typing import Optional
 
 import torch
@@ -39,14 +40,26 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader, find_latest_checkpoint, load_state_dict
 from mmseg.registry import RUNNERS
 
-from .config import load_config
+from .config import config_diff, load_config
 from .datasets.checks import add_label_checks, check_data_roots, check_datasets, check_model_fits_data
 from .datasets.teacher_cache import use_teacher_cache
 from .engine.safety import NonFiniteLossError
-from .utils import CheckpointMismatchError, CheckpointReadError, check_state_dict_fits, checkpoint_is_complete
-from .utils.checkpoint import state_dict_of
+from .utils import (
+    CheckpointMismatchError,
+    CheckpointReadError,
+    check_state_dict_fits,
+    checkpoint_is_complete,
+    safe_torch_load,
+    state_dict_of,
+    work_dir_lock,
+)
 
-SAFETY_HOOKS = ('NonFiniteLossHook', 'RandomStateHook')
+
+class ConfigChangedError(ValueError):
+    """A resumed run's model config differs from the one its checkpoint was trained with."""
+
+
+SAFETY_HOOKS = ('NonFiniteLossHook', 'RandomStateHook', 'DropStaleLossScalarsHook')
 
 
 def prepare_cpu_distributed(cfg) -> None:
@@ -180,25 +193,66 @@ def train(
     resume: bool = False,
     amp: bool = False,
     launcher: str = 'none',
+    resume_changed_config: bool = False,
 ) -> Runner:
-    """Train ``config`` (a segmentor, a distiller or a classifier); returns the trained Runner."""
+    """Train ``config`` (a segmentor, a distiller or a classifier); returns the trained Runner. The run holds its
+    work dir (:func:`work_dir_lock`); a resume whose model config differs from the checkpoint's is refused unless
+    ``resume_changed_config``."""
     cfg = load_config(config, options, work_dir, launcher)
     if amp:
         enable_amp(cfg)
-    cfg.resume = resume
-    if resume and cfg.get('load_from') is None:
-        cfg.load_from = checkpoint_to_resume(cfg.work_dir)
-        cfg.resume = cfg.load_from is not None
-    check_data_roots(cfg, ('train_dataloader', 'val_dataloader'))
-    if cfg.model.get('type') == 'SegDistiller' and cfg.model.get('teacher_cache'):
-        use_teacher_cache(cfg, config)
-    check_data(cfg, ('train_dataloader', 'val_dataloader'))
-    add_safety_hooks(cfg)
-    runner = build_runner(cfg)
-    if cfg.get('load_from') and not cfg.resume:
-        check_checkpoint_fits(runner.model, cfg.load_from, config)
-    train_with_recovery(runner)
+    with work_dir_lock(cfg.work_dir) if _is_rank_zero() else nullcontext():
+        cfg.resume = resume
+        if resume and cfg.get('load_from') is None:
+            cfg.load_from = checkpoint_to_resume(cfg.work_dir)
+            cfg.resume = cfg.load_from is not None
+        if cfg.resume:
+            check_resumed_model(cfg, cfg.load_from, resume_changed_config)
+        check_data_roots(cfg, ('train_dataloader', 'val_dataloader'))
+        if cfg.model.get('type') == 'SegDistiller' and cfg.model.get('teacher_cache'):
+            use_teacher_cache(cfg, config)
+        check_data(cfg, ('train_dataloader', 'val_dataloader'))
+        add_safety_hooks(cfg)
+        runner = build_runner(cfg)
+        if cfg.get('load_from') and not cfg.resume:
+            check_checkpoint_fits(runner.model, cfg.load_from, config)
+        train_with_recovery(runner)
     return runner
+
+
+def _is_rank_zero() -> bool:
+    """Rank 0 of a torchrun (before the process group exists), or a single process."""
+    return int(os.environ.get('RANK', 0)) == 0
+
+
+# Paths that may move without changing the model: the teacher's file is checked by content when it loads.
+MOVABLE_MODEL_KEYS = ('teacher_checkpoint', 'teacher_cache')
+
+
+def _model_identity(model_cfg) -> dict:
+    model = model_cfg.to_dict() if hasattr(model_cfg, 'to_dict') else dict(model_cfg)
+    return {k: v for k, v in model.items() if k not in MOVABLE_MODEL_KEYS}
+
+
+def check_resumed_model(cfg: Config, checkpoint: str, allow_changes: bool = False) -> None:
+    """The model config a resumed run continues with must be the one its checkpoint was trained with (MMEngine
+    keeps the config in the checkpoint); a change (e.g. GDKD -> DKD) is refused with the changed keys, or, with
+    ``allow_changes``, reported and the old losses' logged values dropped (``DropStaleLossScalarsHook``)."""
+    meta = safe_torch_load(checkpoint, map_location='cpu', mmap=True).get('meta') or {}
+    if 'cfg' not in meta:
+        return  # not written by MMEngine's Runner: nothing to compare with
+    saved = Config.fromstring(meta['cfg'], file_format='.py')
+    changes = config_diff(_model_identity(saved.model), _model_identity(cfg.model), 'model')
+    if not changes:
+        return
+    listed = '\n  '.join(changes[:20]) + (f'\n  ... and {len(changes) - 20} more' if len(changes) > 20 else '')
+    if not allow_changes:
+        raise ConfigChangedError(
+            f'--resume: {checkpoint} was trained with another model config; changed:\n  {listed}\nResume with the '
+            'config it was trained with, start a new run in another --work-dir, or pass --resume-changed-config '
+            'to continue this one with the new settings'
+        )
+    warnings.warn(f'--resume-changed-config: continuing {checkpoint} with a changed model config:\n  {listed}')
 
 
 def test(
@@ -233,7 +287,8 @@ def test(
         cfg.test_evaluator['output_dir'] = out
         cfg.test_evaluator['keep_results'] = True
     if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'Checkpoint not found: {checkpoint}')
+        problem = 'is a directory, not a checkpoint file: pass a .pth in it' if osp.isdir(checkpoint) else 'not found'
+        raise FileNotFoundError(f'Checkpoint {checkpoint} {problem}')
     check_data(cfg, ('test_dataloader',))
     cfg.load_from = None  # loaded strictly below, not by the Runner's lenient loader
     runner = build_runner(cfg)

@@ -25,9 +25,9 @@ def small_config(cfg_path, data_root, teacher_ckpt, out_path, max_iters):
     cfg = Config.fromfile(cfg_path)
     bn = dict(type='BN', requires_grad=True)
     heads = dict(backbone=dict(norm_cfg=bn), decode_head=dict(norm_cfg=bn), auxiliary_head=dict(norm_cfg=bn))
-    cfg.model.student = dict(
-        cfg_path=cfg.model.student, pretrained=None, data_preprocessor=dict(size=(64, 128)), **heads
-    )
+    student = cfg.model.student
+    student = dict(cfg_path=student) if isinstance(student, str) else dict(student)
+    cfg.model.student = dict(student, pretrained=None, data_preprocessor=dict(size=(64, 128)), **heads)
     cfg.model.teacher = dict(cfg_path=cfg.model.teacher, **heads)
     cfg.model.teacher_checkpoint = teacher_ckpt
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
@@ -174,3 +174,20 @@ def test_torchrun_two_cpu_processes_train_the_distiller(tmp_path):
     log = next(iter(__import__('glob').glob(str(tmp_path / 'work' / '*' / '*.log'))))
     text = open(log).read()
     assert 'Distributed training: True' in text and 'GPU number: 2' in text  # MMEngine's name for world size
+
+
+def test_the_documented_data_root_override_reaches_wrapped_data_sets(tmp_path):
+    """Pascal VOC aug trains on a ConcatDataset: --cfg-options train_dataloader.dataset.data_root=DIR reaches both
+    of its data sets, so the override the data checks recommend works for every data set config."""
+    from gdkd_seg.config import load_config
+    from gdkd_seg.datasets.checks import DatasetNotFoundError, check_data_roots, leaf_datasets
+
+    config = osp.join(ROOT, 'configs', 'voc12aug', 'gdkd_deeplabv3_r101_r18_voc12aug.py')
+    missing = str(tmp_path / 'nowhere')
+    cfg = load_config(config, {'train_dataloader.dataset.data_root': missing})
+    leaves = leaf_datasets(cfg.train_dataloader.dataset)
+    assert len(leaves) == 2 and all(leaf.data_root == missing for leaf in leaves)
+    assert 'data_root' not in cfg.train_dataloader.dataset
+    with pytest.raises(DatasetNotFoundError, match='train_dataloader.dataset.data_root=') as refused:
+        check_data_roots(cfg, ('train_dataloader',))
+    assert missing in str(refused.value)

@@ -1,9 +1,11 @@
 """Offline teacher logits: the cache build, its keys and errors, the transforms that carry the logits through
 the augmentation, and training from the cache."""
 
+import glob
 import json
 import os
 import os.path as osp
+import shutil
 
 import numpy as np
 import pytest
@@ -143,6 +145,51 @@ def test_missing_incomplete_and_stale_caches_are_clear_errors(tmp_path, setup):
         gdkd_runner.train(path)
     with pytest.raises(TeacherCacheError, match='holds the cache of another teacher'):
         build_teacher_cache(path)
+
+
+@pytest.mark.slow
+def test_a_damaged_cache_file_is_named_and_rebuilt(tmp_path, setup, capsys):
+    """A truncated file (an interrupted copy) stops training with its name and the command; the build then
+    redoes that file, keeps the others and is complete again."""
+    root, _, config = setup
+    path = config(cache=tmp_path / 'cache', max_iters=3)  # 6 samples: every one of the 5 images is read
+    build_teacher_cache(path)
+    damaged = cache_file(
+        str(tmp_path / 'cache'), osp.join(root, 'img_dir', 'train', '002.png'), osp.join(root, 'img_dir', 'train')
+    )
+    whole = open(damaged, 'rb').read()
+    others = {
+        f: os.path.getmtime(f)
+        for f in glob.glob(str(tmp_path / 'cache' / 'logits' / '**' / '*.npz'), recursive=True)
+        if f != damaged
+    }
+    with open(damaged, 'wb') as f:
+        f.write(whole[: len(whole) // 2])
+    with pytest.raises(
+        TeacherCacheError, match=r'002\.npz are damaged .*python tools/cache_teacher\.py .*rebuilds damaged'
+    ):
+        gdkd_runner.train(path)
+    capsys.readouterr()
+    build_teacher_cache(path)
+    assert '4 already cached' in capsys.readouterr().out
+    assert open(damaged, 'rb').read() == whole  # the same teacher on the same image: the same logits
+    assert all(os.path.getmtime(f) == t for f, t in others.items())
+    assert read_manifest(str(tmp_path / 'cache'))['complete']
+    gdkd_runner.train(path)
+
+
+@pytest.mark.slow
+def test_the_same_teacher_moved_to_another_path_keeps_its_cache(tmp_path, setup, capsys):
+    _, teacher, config = setup
+    build_teacher_cache(config(cache=tmp_path / 'cache'))
+    moved = tmp_path / 'elsewhere' / 'teacher_copy.pth'
+    moved.parent.mkdir()
+    shutil.copy(teacher, moved)
+    path = config('moved', cache=tmp_path / 'cache', checkpoint=moved)
+    capsys.readouterr()
+    build_teacher_cache(path)  # keyed by content: nothing to redo, no refusal
+    assert '5 already cached' in capsys.readouterr().out
+    gdkd_runner.train(path)
 
 
 def test_the_cache_refuses_feature_losses_other_scales_and_unknown_transforms(tmp_path, setup):

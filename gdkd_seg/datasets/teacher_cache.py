@@ -194,6 +194,7 @@ def use_teacher_cache(cfg, config: str) -> dict:
                     img_dir=image_dir(dataset),
                     outputs=outputs,
                     stride=manifest['stride'],
+                    config=config,
                 )
             )
     cfg.train_dataloader.dataset.pipeline = rewritten

@@ -14,6 +14,7 @@ the cached teacher saw the clean image.
 
 import math
 import os.path as osp
+import zipfile
 from typing import Dict, Sequence
 
 import numpy as np
@@ -23,6 +24,8 @@ from mmcv.transforms import BaseTransform, RandomFlip, RandomResize, Resize
 from mmengine.structures import PixelData
 from mmseg.datasets.transforms import PackSegInputs, RandomCrop
 from mmseg.registry import TRANSFORMS
+
+from .teacher_cache import TeacherCacheError
 
 CACHE_SUFFIX = '.npz'
 
@@ -91,29 +94,39 @@ class LoadTeacherLogits(BaseTransform):
         stride (float): the teacher's output stride (the cache's).
     """
 
-    def __init__(self, cache_dir: str, img_dir: str, outputs: Sequence[str], stride: float):
+    def __init__(self, cache_dir: str, img_dir: str, outputs: Sequence[str], stride: float, config: str = 'CONFIG'):
         self.cache_dir, self.img_dir, self.outputs, self.stride = cache_dir, img_dir, list(outputs), stride
+        self.rebuild = f'python tools/cache_teacher.py {config} --out {cache_dir}'
 
     def transform(self, results: dict) -> dict:
         path = cache_file(self.cache_dir, results['img_path'], self.img_dir)
         if not osp.isfile(path):
-            raise FileNotFoundError(
-                f'The teacher cache {self.cache_dir} has no logits for {results["img_path"]} '
-                f'({path}): it was built for other images. Rebuild it with '
-                'python tools/cache_teacher.py CONFIG'
+            raise TeacherCacheError(
+                f'The teacher cache {self.cache_dir} has no logits for {results["img_path"]} ({path}): it was '
+                f'built for other images. Rebuild it with {self.rebuild}'
             )
-        with np.load(path) as cached:
-            missing = [name for name in self.outputs if name not in cached]
-            if missing:
-                raise KeyError(
-                    f'{path} holds no logits of {missing}: the cache was built for other losses; '
-                    'rebuild it with python tools/cache_teacher.py CONFIG'
-                )
-            arrays = {name: cached[name] for name in self.outputs}
-            base_h, base_w = (int(v) for v in cached['base_shape'])
+        arrays, (base_h, base_w) = self._read(path)
         height, width = results['img'].shape[:2]
         results['teacher_logits'] = TeacherLogits(arrays, self.stride, base_w / width, base_h / height)
         return results
+
+    def _read(self, path: str):
+        """The cached logits of the outputs and the base shape; a damaged file is named, with the command that
+        rebuilds it (the build checks every file and redoes the damaged ones)."""
+        try:
+            with np.load(path) as cached:
+                missing = [name for name in self.outputs if name not in cached]
+                if missing:
+                    raise TeacherCacheError(
+                        f'{path} holds no logits of {missing}: the cache was built for other losses; rebuild it '
+                        f'with {self.rebuild}'
+                    )
+                return {name: cached[name] for name in self.outputs}, tuple(int(v) for v in cached['base_shape'])
+        except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as err:
+            raise TeacherCacheError(
+                f'The cached teacher logits {path} are damaged ({type(err).__name__}: {err}), e.g. by an interrupted '
+                f'copy: run {self.rebuild} (it rebuilds damaged files and keeps the others)'
+            ) from err
 
     def __repr__(self):
         return f'{type(self).__name__}(cache_dir={self.cache_dir!r}, outputs={self.outputs})'

@@ -9,8 +9,11 @@ import numpy as np
 import torch
 from mmengine.dist import all_gather_object, get_dist_info
 from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS as MMPRETRAIN_HOOKS
 from mmseg.registry import HOOKS
+
+from ..models.distiller_base import term_key
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -149,3 +152,31 @@ class RandomStateHook(Hook):
         if self._pending is not None:
             set_random_states(self._pending[1])
             self._pending = None
+
+
+@MMPRETRAIN_HOOKS.register_module()
+@HOOKS.register_module()
+class DropStaleLossScalarsHook(Hook):
+    """A resumed run starts with the scalars its checkpoint's run logged. Those of distillation losses this model
+    no longer computes (a resume with a changed config) would be logged at their last value for the rest of the
+    run: they are dropped before training starts."""
+
+    priority = 'VERY_LOW'  # after the checkpoint is loaded
+
+    def before_train(self, runner):
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        current = [
+            (f'train/distill.{name}.{loss.loss_name}', 'train/' + term_key(name, loss, 'term')[: -len('term')])
+            for name, loss in getattr(model, 'distill_losses', {}).items()
+        ]
+        scalars = runner.message_hub.log_scalars
+        stale = [
+            key
+            for key in scalars
+            if key.startswith('train/distill.')
+            and not any(key == total or key.startswith(terms) for total, terms in current)
+        ]
+        for key in stale:
+            del scalars[key]
+        if stale:
+            runner.logger.warning(f'Dropped the logged values of losses this model no longer computes: {stale}')

@@ -11,6 +11,7 @@ from .checkpoint import (
     safe_torch_load,
     state_dict_of,
 )
+from .workdir import WorkDirInUseError, work_dir_lock
 
 install_safe_checkpoint_loaders()
 
@@ -26,4 +27,6 @@ __all__ = [
     'install_safe_checkpoint_loaders',
     'safe_torch_load',
     'state_dict_of',
+    'WorkDirInUseError',
+    'work_dir_lock',
 ]

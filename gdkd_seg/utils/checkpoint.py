@@ -132,10 +132,11 @@ def _load_error(source, err: BaseException) -> BaseException:
     return None
 
 
-def safe_torch_load(file, map_location=None):
-    """``torch.load(file, weights_only=True)`` with the MMEngine allow-list; a clear error otherwise."""
+def safe_torch_load(file, map_location=None, mmap: bool = False):
+    """``torch.load(file, weights_only=True)`` with the MMEngine allow-list; a clear error otherwise. ``mmap``
+    maps the tensors instead of reading them (cheap when only the meta is needed)."""
     try:
-        return torch.load(file, map_location=map_location, weights_only=True)
+        return torch.load(file, map_location=map_location, weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile) as err:
         clear = _load_error(file, err)
         if clear is None or clear is err:
@@ -191,6 +192,11 @@ def atomic_write(data: bytes, filepath: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, filepath)
+    except OSError as err:
+        kept = f'the previous {filepath} is intact' if osp.exists(filepath) else f'no {filepath} was written'
+        raise type(err)(
+            err.errno, f'Could not write {filepath} ({len(data) / 2**20:.1f} MiB): {err.strerror or err}; {kept}'
+        ) from err
     finally:
         if osp.exists(tmp):
             os.remove(tmp)
