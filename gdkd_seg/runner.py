@@ -241,7 +241,11 @@ def check_resumed_model(cfg: Config, checkpoint: str, allow_changes: bool = Fals
     meta = safe_torch_load(checkpoint, map_location='cpu', mmap=True).get('meta') or {}
     if 'cfg' not in meta:
         return  # not written by MMEngine's Runner: nothing to compare with
-    saved = Config.fromstring(meta['cfg'], file_format='.py')
+    try:
+        saved = Config.fromstring(meta['cfg'], file_format='.py')
+    except Exception as err:  # a config text this version cannot read back: say so, do not guess
+        warnings.warn(f'--resume: could not read the config saved in {checkpoint} ({err}); its model is not compared')
+        return
     changes = config_diff(_model_identity(saved.model), _model_identity(cfg.model), 'model')
     if not changes:
         return
