@@ -2,12 +2,15 @@
 student's backbone as the pretrained weights of a segmentor (``tools/export_student.py``,
 ``tools/export_backbone.py``)."""
 
+import inspect
 import io
 import os.path as osp
+import warnings
 
+import mmengine.registry.root
 import torch
 from mmengine.config import Config
-from mmengine.registry import DefaultScope, init_default_scope
+from mmengine.registry import DefaultScope, Registry, init_default_scope
 from mmengine.runner.checkpoint import load_checkpoint
 from mmseg.registry import MODELS
 
@@ -16,18 +19,132 @@ from .models.cls_distiller import build_classifier
 from .utils import CheckpointMismatchError, atomic_write, check_state_dict_fits, safe_torch_load, state_dict_of
 
 DISTILLERS = ('SegDistiller', 'ClsDistiller')
-DISTILL_HOOKS = ('DistillWarmupHook', 'TeacherEvalHook')
 BACKBONE_PREFIXES = ('student.backbone.', 'backbone.')  # ClsDistiller, then classifiers / segmentors
+PACKAGE = 'gdkd_seg'
+DROP = object()  # what a config entry that the plain config leaves out becomes
 
 
 def student_config(cfg: Config) -> Config:
-    """The distiller config with ``model`` replaced by the student's (and no distillation hooks)."""
+    """The distiller config with ``model`` replaced by the student's, as plain MMSeg (:class:`PlainConfig`)."""
     if cfg.model.get('type') not in DISTILLERS:
         raise ValueError(f'{cfg.filename} is not a distiller config (model.type is {cfg.model.get("type")})')
     cfg = cfg.copy()
     cfg.model = resolve_model_cfg(cfg.model.student)
-    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') not in DISTILL_HOOKS]
-    return cfg
+    plain = PlainConfig()
+    out = Config(plain(cfg.to_dict()), filename=cfg.filename)
+    set_package_import(out, plain)
+    return out
+
+
+def package_types() -> dict:
+    """``{type name: (registry, class)}`` of every class that gdkd_seg registers, in any registry and scope."""
+    found = {}
+    pending = [r for r in vars(mmengine.registry.root).values() if isinstance(r, Registry)]
+    while pending:
+        registry = pending.pop()
+        pending.extend(registry._children.values())
+        for name, cls in registry.module_dict.items():
+            if getattr(cls, '__module__', '').split('.')[0] == PACKAGE:
+                found[name] = (registry, cls)
+    return found
+
+
+def plain_ancestor(cls: type, registry: Registry):
+    """What ``registry`` (or a parent) builds under the name of the nearest base class of ``cls`` that it
+    registers from another package: that base or a subclass of it (MMSeg's ``Resize`` for MMCV's); None
+    without one."""
+    for base in cls.__mro__[1:]:
+        found = registry.get(base.__name__)
+        if isinstance(found, type) and issubclass(found, base) and found.__module__.split('.')[0] != PACKAGE:
+            return found
+    return None
+
+
+class PlainConfig:
+    """A config dict without the types that gdkd_seg registers, so that plain MMSeg reads it. Its transforms
+    become the MMSeg / MMCV transform they extend (the ``...WithTeacherLogits`` ones) or are left out
+    (``CheckSegLabels``, ``LoadTeacherLogits``); a data set that only sets the class names, palette and defaults
+    of an MMSeg data set (``DigitScenesDataset``) becomes that data set with them, another is kept and listed in
+    ``data_needs``; a type in the model is kept and listed in ``model_needs``; any other (hooks, the loss
+    declarations the distiller read, a top-level variable that names such a type) is left out."""
+
+    def __init__(self):
+        self.types, self.model_needs, self.data_needs = package_types(), [], []
+
+    def __call__(self, node, where: str = ''):
+        if isinstance(node, dict):
+            node = self.plain_entry(node, where)
+            if node is DROP:
+                return DROP
+            items = ((key, self(value, f'{where}.{key}'.lstrip('.'))) for key, value in node.items())
+            return {key: value for key, value in items if value is not DROP}
+        if isinstance(node, (list, tuple)):
+            items = (self(value, f'{where}[{i}]') for i, value in enumerate(node))
+            return type(node)(value for value in items if value is not DROP)
+        top_level_name = isinstance(node, str) and node in self.types and not any(c in where for c in '.[')
+        return DROP if top_level_name else node  # e.g. ``dataset_type = 'DigitScenesDataset'``
+
+    def plain_entry(self, node: dict, where: str):
+        name = node.get('type').split('.')[-1] if isinstance(node.get('type'), str) else None
+        if name not in self.types:
+            return node
+        registry, cls = self.types[name]
+        if where == 'model' or where.startswith(('model.', 'model[')):
+            self.model_needs.append(f'{name} ({where})')
+            return node
+        base = plain_ancestor(cls, registry)
+        if registry.name == 'transform':
+            return DROP if base is None else dict(node, type=base.__name__)
+        if registry.name != 'dataset':
+            return DROP
+        if base in cls.__mro__ and only_sets_defaults(cls):
+            return plain_dataset(node, cls, base)
+        self.data_needs.append(f'{name} ({where})')
+        return node
+
+
+def only_sets_defaults(cls: type) -> bool:
+    """Whether a class overrides no method of its bases but ``__init__`` (which, by convention, only passes on
+    other defaults)."""
+    methods = (classmethod, staticmethod, property)
+    return not [name for name, v in vars(cls).items() if (callable(v) or isinstance(v, methods)) and name != '__init__']
+
+
+def plain_dataset(node: dict, cls: type, base: type) -> dict:
+    """``node`` of data set ``cls`` as one of ``base``, with the class names, palette and defaults ``cls`` sets."""
+    node = dict(node, type=base.__name__)
+    defaults = inspect.signature(base.__init__).parameters
+    for name, param in inspect.signature(cls.__init__).parameters.items():
+        own = param.default
+        if own is not param.empty and name not in node and (name not in defaults or defaults[name].default != own):
+            node[name] = own
+    metainfo = dict(getattr(cls, 'METAINFO', {}), **(node.get('metainfo') or {}))
+    if metainfo:
+        node['metainfo'] = metainfo
+    return node
+
+
+def set_package_import(cfg: Config, plain: PlainConfig) -> None:
+    """Import gdkd_seg only for what still needs it: the model (a failed import then fails), or only data sets (a
+    failed import is then ignored, so that the model loads without gdkd_seg); else not at all."""
+    custom = dict(cfg.get('custom_imports') or {})
+    imports = custom.get('imports', [])
+    imports = [name for name in ([imports] if isinstance(imports, str) else imports) if name.split('.')[0] != PACKAGE]
+    if plain.model_needs:
+        warnings.warn(f'The exported student needs {PACKAGE}: its model uses {", ".join(plain.model_needs)}')
+        custom.update(imports=imports + [PACKAGE], allow_failed_imports=False)
+    elif plain.data_needs:
+        warnings.warn(
+            f'The exported student loads without {PACKAGE}, but its data sets need it to be read: '
+            + ', '.join(plain.data_needs)
+        )
+        custom.update(imports=imports + [PACKAGE], allow_failed_imports=True)
+    else:
+        custom['imports'] = imports
+    if custom['imports']:
+        cfg.custom_imports = custom
+    else:
+        cfg.pop('custom_imports', None)
 
 
 def build_student(cfg: Config):

@@ -4,6 +4,7 @@ emergency checkpoints and exact resume."""
 import json
 import os
 import os.path as osp
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import runner_cfg, save_random_segmentor, tiny_segmentor, write_seg_folder
+from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from mmseg.registry import HOOKS, MODELS
@@ -98,6 +100,61 @@ def test_export_checks_the_weights_and_leaves_nothing_when_it_fails(tmp_path, tr
     assert not (tmp_path / 'out.pth').exists() and not (tmp_path / 'out.py').exists()
 
 
+PLAIN_MMSEG_PREDICTION = """
+import sys
+sys.modules['gdkd_seg'] = None  # as where gdkd_seg is not installed
+import numpy as np
+from mmseg.apis import inference_model, init_model
+config, checkpoint, image, out = sys.argv[1:]
+np.save(out, inference_model(init_model(config, checkpoint, device='cpu'), image).seg_logits.data.numpy())
+"""
+
+
+def test_the_exported_student_is_plain_mmseg(tmp_path, toy):
+    from mmseg.apis import inference_model
+
+    root, teacher = toy
+    cfg = runner_cfg(tmp_path / 'work', root, distiller(teacher))
+    cfg.test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackSegInputs')]
+    cfg.test_dataloader.dataset.pipeline.insert(2, dict(type='CheckSegLabels', num_classes=3))
+    hooks = ['DistillWarmupHook', 'TeacherEvalHook', 'NonFiniteLossHook', 'RandomStateHook', 'EmptyCacheHook']
+    cfg.custom_hooks = [dict(type=hook) for hook in hooks]
+    config = dump(cfg, tmp_path / 'distiller.py')
+    model = MODELS.build(cfg.model).eval()
+    torch.save({'state_dict': model.state_dict(), 'meta': {'iter': 2}}, tmp_path / 'iter_2.pth')
+    weights, student_cfg = export_student(config, str(tmp_path / 'iter_2.pth'), str(tmp_path / 'student.pth'))
+    text = open(student_cfg).read()
+    assert 'gdkd_seg' not in text and 'CheckSegLabels' not in text
+    assert [hook['type'] for hook in Config.fromfile(student_cfg).custom_hooks] == ['EmptyCacheHook']
+    image = osp.join(root, 'img_dir', 'val', '000.png')
+    out = str(tmp_path / 'plain.npy')
+    result = subprocess.run(
+        [sys.executable, '-c', PLAIN_MMSEG_PREDICTION, student_cfg, weights, image, out],
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    model.student.cfg = cfg
+    expected = inference_model(model.student, image).seg_logits.data.numpy()
+    assert np.array_equal(np.load(out), expected)
+
+
+def test_the_exported_config_names_no_type_of_gdkd_seg():
+    """The demo's data set becomes the MMSeg data set it extends; the loss declarations are left out."""
+    from gdkd_seg.datasets import DigitScenesDataset
+    from gdkd_seg.export import package_types, student_config
+
+    cfg = student_config(Config.fromfile(osp.join(ROOT, 'configs', 'demo', 'fkd_deeplabv3_fcn_digits.py')))
+    text = cfg.pretty_text
+    assert [name for name in package_types() if f"'{name}'" in text] == [] and 'custom_imports' not in cfg
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        dataset = cfg[key].dataset
+        assert (dataset.type, dataset.img_suffix) == ('BaseSegDataset', '.png')  # BaseSegDataset's is '.jpg'
+        assert tuple(dataset.metainfo['classes']) == tuple(DigitScenesDataset.METAINFO['classes'])
+
+
 def test_load_from_must_fit_the_model(tmp_path, trained, toy):
     config, ckpt, _, root = trained
     _, teacher = toy
@@ -127,6 +184,23 @@ def test_a_nan_in_the_teacher_checkpoint_is_refused(tmp_path):
     model = MODELS.build(distiller(tmp_path / 'nan.pth'))
     with pytest.raises(TeacherCheckpointError, match=r'non-finite(.|\n)*backbone\.layer2\.0\.conv1\.weight'):
         model.init_weights()
+
+
+def test_a_checkpoint_that_is_a_directory_is_called_one(tmp_path):
+    teachers = tmp_path / 'teachers'
+    teachers.mkdir()
+    model = MODELS.build(distiller(teachers))
+    with pytest.raises(TeacherCheckpointError, match=rf'{re.escape(str(teachers))} is a directory(.|\n)*no \.pth file'):
+        model.init_weights()
+    for name in ('iter_8.pth', 'iter_4.pth'):
+        (teachers / name).write_bytes(b'')
+    model = MODELS.build(distiller(teachers))
+    with pytest.raises(TeacherCheckpointError, match=r'is a directory(.|\n)*iter_4\.pth, iter_8\.pth'):
+        model.init_weights()
+    root = write_seg_folder(str(tmp_path / 'data'), n_train=1, n_val=1)
+    config = dump(runner_cfg(tmp_path / 'work', root, tiny_segmentor()), tmp_path / 'cfg.py')
+    with pytest.raises(FileNotFoundError, match=rf'{re.escape(str(teachers))} is a directory, not a checkpoint'):
+        gdkd_runner.test(config, str(teachers), work_dir=str(tmp_path / 'test'))
 
 
 @HOOKS.register_module()
@@ -365,6 +439,73 @@ def test_test_refuses_out_of_range_labels(tmp_path, trained):
     bad = _write_label(root, 'val', 0, 200)
     with pytest.raises(ValueError, match=rf'{bad}: label values \[200\]'):
         gdkd_runner.test(config, ckpt, work_dir=str(tmp_path / 'test'))
+
+
+def _sample_files(root, split, index):
+    return tuple(osp.join(root, sub, split, f'{index:03d}.png') for sub in ('img_dir', 'ann_dir'))
+
+
+def test_a_label_map_of_another_size_than_its_image_is_found_early_naming_both(tmp_path, monkeypatch):
+    root = write_seg_folder(str(tmp_path / 'data'), n_train=3, n_val=2)
+    image, label = _sample_files(root, 'train', 1)
+    Image.open(label).resize((64, 48), Image.NEAREST).save(label)  # the image is 64x64
+    config = dump(runner_cfg(tmp_path / 'work', root, tiny_segmentor()), tmp_path / 'cfg.py')
+    monkeypatch.setattr(gdkd_runner, 'build_runner', lambda cfg: pytest.fail('models were built'))
+    with pytest.raises(ValueError) as err:
+        gdkd_runner.train(config)
+    assert str(err.value).startswith(
+        f'train_dataloader: {label}: the label map is 64x48 (width x height), but its image {image} is 64x64'
+    )
+    assert 'nearest' in str(err.value)
+
+
+def test_each_label_map_is_compared_with_its_image_as_loaded_before_any_resize(tmp_path):
+    """MMSeg's test pipelines resize the image before LoadAnnotations: the original size is the one to match."""
+    from mmcv.transforms import Compose
+    from mmseg.registry import TRANSFORMS
+
+    root = write_seg_folder(str(tmp_path / 'data'), n_train=1, n_val=0)
+    image, label = _sample_files(root, 'train', 0)
+    steps = [
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(32, 32), keep_ratio=True),
+        dict(type='LoadAnnotations'),
+        dict(type='CheckSegLabels', num_classes=3),
+    ]
+    pipeline = Compose([TRANSFORMS.build(step) for step in steps])
+    sample = dict(img_path=image, seg_map_path=label, reduce_zero_label=False, seg_fields=[])
+    assert pipeline(dict(sample))['gt_seg_map'].shape == (64, 64)
+    Image.open(label).resize((40, 64), Image.NEAREST).save(label)
+    with pytest.raises(
+        ValueError, match=re.escape(f'{label}: the label map is 40x64 (width x height), but its image {image} is 64x64')
+    ):
+        pipeline(dict(sample))
+
+
+MULTI_CHANNEL_MESSAGES = {
+    'copy': r'the label map has 3 channels that all hold the same values: an RGB copy of a label map(.|\n)*'
+    r'convert\("L"\)',
+    'colour': r'the label map is an RGB \(colour-coded\) image(.|\n)*convert each colour to its class id',
+}
+
+
+@pytest.mark.parametrize('kind', sorted(MULTI_CHANNEL_MESSAGES))
+def test_a_multi_channel_label_map_is_refused_by_name(tmp_path, monkeypatch, kind):
+    from gdkd_seg.datasets.transforms import CheckSegLabels
+
+    root = write_seg_folder(str(tmp_path / 'data'), n_train=3, n_val=2)
+    _, label = _sample_files(root, 'train', 1)
+    ids = np.array(Image.open(label))
+    palette = np.array([[128, 64, 128], [244, 35, 232], [70, 70, 70]], np.uint8)
+    rgb = np.stack([ids] * 3, axis=-1) if kind == 'copy' else palette[ids]
+    Image.fromarray(rgb).save(label)
+    message = re.escape(label) + ': ' + MULTI_CHANNEL_MESSAGES[kind]
+    config = dump(runner_cfg(tmp_path / 'work', root, tiny_segmentor()), tmp_path / 'cfg.py')
+    monkeypatch.setattr(gdkd_runner, 'build_runner', lambda cfg: pytest.fail('models were built'))
+    with pytest.raises(ValueError, match='train_dataloader: ' + message):
+        gdkd_runner.train(config)  # the spread check before any model is built
+    with pytest.raises(ValueError, match=message):  # and the check of each sample as it loads
+        CheckSegLabels(num_classes=3)(dict(gt_seg_map=rgb, seg_map_path=label))
 
 
 # -- exact resume --------------------------------------------------------------------------------------------

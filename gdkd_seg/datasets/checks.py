@@ -2,8 +2,9 @@
 iteration runs: the error names the problem and the fix.
 
 * :func:`check_data_roots`: every image / annotation folder exists;
-* :func:`check_datasets`: every segmentation data set finds samples, and a spread of its label maps holds
-  only class ids and the ignore index (:func:`add_label_checks` then checks every sample as it loads);
+* :func:`check_datasets`: every segmentation data set finds samples, and a spread of its label maps are
+  single-channel, of their images' sizes and hold only class ids and the ignore index (:func:`add_label_checks`
+  then checks every sample as it loads);
 * :func:`check_model_fits_data`: the model predicts as many classes as the data sets define.
 """
 
@@ -15,10 +16,13 @@ from mmengine.model import is_model_wrapper
 from mmseg.datasets import BaseSegDataset
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import DATASETS
+from PIL import Image
 
-from .transforms import bad_label_values, label_error
+from .transforms import bad_label_values, channels_error, label_error, size_error
 
 IGNORE_INDEX = 255  # MMSeg's decode heads ignore 255 unless a config says otherwise
+EXIF_ORIENTATION = 0x0112
+TURNING_ORIENTATIONS = (5, 6, 7, 8)  # the EXIF orientations that swap width and height
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -107,9 +111,9 @@ def seg_datasets(cfg, dataloaders=DATALOADERS) -> Iterator[Tuple[str, dict]]:
 
 
 def check_datasets(cfg, dataloaders=DATALOADERS, num_label_maps: int = 8) -> None:
-    """Every segmentation data set finds samples, and ``num_label_maps`` label maps spread over it hold only
-    class ids and the ignore index (read as ``LoadAnnotations`` reads them). Cheap: the file lists and a
-    few PNGs, before any model is built."""
+    """Every segmentation data set finds samples, and ``num_label_maps`` label maps spread over it (read as
+    ``LoadAnnotations`` reads them) have one channel and their images' sizes, and hold only class ids and the
+    ignore index. Cheap: the file lists, a few PNGs and their images' headers, before any model is built."""
     for key, dataset in seg_datasets(cfg, dataloaders):
         with DATASETS.switch_scope_and_registry(None) as registry:
             built = registry.build(dict(dataset, pipeline=[], lazy_init=False, serialize_data=False))
@@ -129,12 +133,41 @@ def check_datasets(cfg, dataloaders=DATALOADERS, num_label_maps: int = 8) -> Non
         loader = LoadAnnotations()
         for index in sorted(set(np.linspace(0, len(built) - 1, min(num_label_maps, len(built))).astype(int))):
             info = built.get_data_info(int(index))
-            if info.get('seg_map_path') is None:
-                continue
-            labels = loader(dict(info, seg_fields=[]))['gt_seg_map']
-            bad = bad_label_values(labels, len(classes), IGNORE_INDEX)
-            if bad:
-                raise ValueError(f'{key}: ' + label_error(info['seg_map_path'], bad, len(classes), IGNORE_INDEX))
+            if info.get('seg_map_path') is not None:
+                check_label_map(key, info, loader(dict(info, seg_fields=[]))['gt_seg_map'], len(classes))
+
+
+def check_label_map(key: str, info: dict, labels: np.ndarray, num_classes: int) -> None:
+    """One sample's label map (as ``LoadAnnotations`` loaded it) against its image and the class count."""
+    error = label_map_error(info, labels, num_classes)
+    if error:
+        raise ValueError(f'{key}: {error}')
+
+
+def label_map_error(info: dict, labels: np.ndarray, num_classes: int) -> Optional[str]:
+    path = info['seg_map_path']
+    if labels.ndim > 2:
+        return channels_error(path, labels)
+    sizes = image_sizes(info.get('img_path'))
+    if sizes and labels.shape not in sizes:
+        return size_error(info['img_path'], path, sizes[-1], labels.shape)
+    bad = bad_label_values(labels, num_classes, IGNORE_INDEX)
+    return label_error(path, bad, num_classes, IGNORE_INDEX) if bad else None
+
+
+def image_sizes(path) -> tuple:
+    """The ``(height, width)`` an image may load with, read from its header without decoding it: as stored, then
+    turned by its EXIF orientation when it has one that turns it (``LoadImageFromFile`` applies it unless its
+    ``color_type`` is 'unchanged'). Empty when PIL cannot read the file (``LoadImageFromFile`` then reports it)."""
+    if not path:
+        return ()
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            orientation = image.getexif().get(EXIF_ORIENTATION, 1) if 'exif' in image.info else 1
+    except (OSError, TypeError, ValueError, SyntaxError):
+        return ()
+    return ((height, width), (width, height)) if orientation in TURNING_ORIENTATIONS else ((height, width),)
 
 
 def add_label_checks(cfg, dataloaders=DATALOADERS) -> None:

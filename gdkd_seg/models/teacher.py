@@ -3,6 +3,9 @@ losses read), ``load()`` (weights or cache, checked), ``outputs(inputs, data_sam
 batch) and ``predict``. :class:`FrozenTeacher` runs the network; :class:`CachedTeacher` reads the logits that
 came with the batch from a teacher cache."""
 
+import glob
+import os.path as osp
+
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
@@ -73,6 +76,15 @@ class FrozenTeacher:
     def load(self):
         if not self.checkpoint:
             raise TeacherCheckpointError(f'model.teacher_checkpoint is not set: {CHECKPOINT_HINT}')
+        if osp.isdir(self.checkpoint):
+            found = sorted(glob.glob(osp.join(glob.escape(self.checkpoint), '*.pth')))
+            names = ', '.join(osp.basename(f) for f in found[:10]) + (', ...' if len(found) > 10 else '')
+            newest = max(found, key=osp.getmtime) if found else None
+            hint = f'pass one, e.g. --cfg-options model.teacher_checkpoint={newest}' if found else CHECKPOINT_HINT
+            raise TeacherCheckpointError(
+                f'Teacher checkpoint {self.checkpoint} is a directory, not a checkpoint file. It holds '
+                f'{names or "no .pth file"}: {hint}'
+            )
         try:
             ckpt = CheckpointLoader.load_checkpoint(self.checkpoint, map_location='cpu')
         except FileNotFoundError as err:
