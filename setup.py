@@ -13,4 +13,6 @@ setup(
     description='Generalized Decoupled Knowledge Distillation (and peers) for MMSegmentation',
     packages=find_packages(include=['gdkd_seg', 'gdkd_seg.*']),
     python_requires='>=3.10',
+    # ONNX export and the cost table (tools/export_onnx.py, tools/model_cost.py); `make env` installs them too
+    extras_require={'deploy': ['onnx', 'onnxruntime', 'onnxscript']},
 )

@@ -24,7 +24,7 @@ IGNORE_INDEX = 255  # MMSeg's decode heads ignore 255 unless a config says other
 EXIF_ORIENTATION = 0x0112
 TURNING_ORIENTATIONS = (5, 6, 7, 8)  # the EXIF orientations that swap width and height
 
-DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+from ..config import DATALOADERS
 
 
 class DatasetNotFoundError(FileNotFoundError):
