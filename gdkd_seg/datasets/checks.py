@@ -18,13 +18,12 @@ from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import DATASETS
 from PIL import Image
 
+from ..config import DATALOADERS
 from .transforms import bad_label_values, channels_error, label_error, size_error
 
 IGNORE_INDEX = 255  # MMSeg's decode heads ignore 255 unless a config says otherwise
 EXIF_ORIENTATION = 0x0112
 TURNING_ORIENTATIONS = (5, 6, 7, 8)  # the EXIF orientations that swap width and height
-
-from ..config import DATALOADERS
 
 
 class DatasetNotFoundError(FileNotFoundError):
