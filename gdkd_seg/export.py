@@ -147,12 +147,24 @@ def set_package_import(cfg: Config, plain: PlainConfig) -> None:
         cfg.pop('custom_imports', None)
 
 
+def build_model(model_cfg, cfg: Config):
+    """A model from an inline, file or ``mmseg::`` model config, built without weights in the config's default
+    scope."""
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmseg')):
+        return MODELS.build(resolve_model_cfg(model_cfg))
+
+
 def build_student(cfg: Config):
     """The student of a distiller config, built without weights (in the config's default scope)."""
-    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmseg')):
-        if cfg.model.type == 'ClsDistiller':
+    if cfg.model.type == 'ClsDistiller':
+        with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmseg')):
             return build_classifier(cfg.model.student)
-        return MODELS.build(resolve_model_cfg(cfg.model.student))
+    return build_model(cfg.model.student, cfg)
+
+
+def student_entries(state_dict: dict) -> dict:
+    """The entries of a distiller's state dict under ``student.``, without the prefix (none: an empty dict)."""
+    return {k[len('student.') :]: v for k, v in state_dict.items() if k.startswith('student.')}
 
 
 def export_student(config_path: str, checkpoint_path: str, out_path: str):
@@ -164,7 +176,7 @@ def export_student(config_path: str, checkpoint_path: str, out_path: str):
     plain = student_config(cfg)
     ckpt = safe_torch_load(checkpoint_path, map_location='cpu')
     state = state_dict_of(ckpt)
-    student = {k[len('student.') :]: v for k, v in state.items() if k.startswith('student.')}
+    student = student_entries(state)
     if not student:
         raise CheckpointMismatchError(
             f'{checkpoint_path} has no "student." weights: it is not a distiller checkpoint (an exported student '

@@ -285,6 +285,12 @@ def test_quick_demo_end_to_end(tmp_path):
     assert 0.0 <= teacher_miou <= 100.0
     summary = json.loads((work / 'results.json').read_text())
     assert len(summary['runs']) == len(default_methods) * len(demo.QUICK.seeds)
+    cost = re.findall(
+        r'^\| (teacher|student) \| [^|]+ \| random \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$', text, re.M
+    )
+    assert [row[0] for row in cost] == ['teacher', 'student']
+    (_, t_params, t_flops, *_), (_, s_params, s_flops, *_) = cost
+    assert float(t_params) > float(s_params) > 0 and float(t_flops) > float(s_flops) > 0
     assert glob.glob(str(work / 'GDKD' / 'seed0' / '*' / 'vis_data' / 'events.out.tfevents.*'))  # TensorBoard
 
     # A second run reuses the teacher and the student runs finished with the same config and data.

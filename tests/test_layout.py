@@ -297,3 +297,12 @@ def test_tests_share_helpers_through_one_module():
     for path in glob.glob(osp.join(ROOT, 'tests', 'test_*.py')):
         imported = [m for m in _imported_modules(path) if m.split('.')[0].startswith('test_')]
         assert not imported, f'{path} imports the test modules {imported}: move what they share to tests/helpers.py'
+
+
+def test_no_function_of_the_package_runs_over_60_lines():
+    long = []
+    for path in glob.glob(osp.join(ROOT, 'gdkd_seg', '**', '*.py'), recursive=True):
+        for node in ast.walk(ast.parse(open(path).read())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                long.append(f'{osp.relpath(path, ROOT)}:{node.lineno} {node.name}')
+    assert not long, f'split these functions: {long}'

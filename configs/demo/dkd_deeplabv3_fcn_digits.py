@@ -3,7 +3,5 @@ _base_ = './_base_/distill.py'
 
 demo_method = dict(key='DKD', label='DKD (a=1, b=2, T=1)', order=2, default=True)
 model = dict(
-    distill_losses=dict(
-        decode=dict(loss=dict(type='DKDLoss', alpha=1.0, beta=2.0, temperature=1.0, loss_weight=1.0))
-    )
+    distill_losses=dict(decode=dict(loss=dict(type='DKDLoss', alpha=1.0, beta=2.0, temperature=1.0, loss_weight=1.0)))
 )

@@ -4,8 +4,6 @@ _base_ = './_base_/distill.py'
 demo_method = dict(key='GDKD', label='GDKD (k=3, w=1/1/2, T=1)', order=3, default=True)
 model = dict(
     distill_losses=dict(
-        decode=dict(
-            loss=dict(type='GDKDLoss', topk=3, w0=1.0, w1=1.0, w2=2.0, temperature=1.0, loss_weight=1.0)
-        )
+        decode=dict(loss=dict(type='GDKDLoss', topk=3, w0=1.0, w1=1.0, w2=2.0, temperature=1.0, loss_weight=1.0))
     )
 )

@@ -58,6 +58,8 @@ def results_markdown(summary: dict, methods: List) -> str:
             f'| {method_label(method, overrides)} | {mean:.2f} ± {std:.2f} | '
             f'{" / ".join(f"{v:.2f}" for v in values)} | {gain} | {fmt_duration(seconds)} |'
         )
+    if summary.get('cost_table'):
+        lines += ['', '## What the student costs against the teacher', '', summary['cost_table'].rstrip()]
     return '\n'.join(lines) + '\n'
 
 

@@ -26,6 +26,7 @@ from .. import runner
 from ..cache_builder import build_teacher_cache
 from ..datasets import prepare_digit_scenes
 from ..datasets.digit_scenes import read_meta
+from ..deploy import cost_table_markdown, model_cost
 from ..visualization import visualize_partitions
 from .report import fmt_duration, method_label, results_markdown, stage
 from .wallclock import read_timeline, run_matched_wall_clock
@@ -359,6 +360,19 @@ class Demo:
         stage(f'5/6 partitions: {len(images)} val scenes drawn in {out_dir}')
         return out_dir
 
+    def cost(self, data_meta: dict) -> str:
+        """The teacher's and the student's parameters, FLOPs and CPU latency per scene (PyTorch, onnxruntime), as a
+        Markdown table. Weights do not change them, so the GDKD config is measured with random ones."""
+        gdkd = next((m for m in self.all_methods if m.key == 'GDKD'), self.all_methods[0])
+        size = (data_meta['size'], data_meta['size'])
+        with redirect_stdout(ProgressFilter(sys.stdout)):
+            report = model_cost(gdkd.config, size=size, runs=20, warmup=3)
+        command = (
+            f'python tools/model_cost.py {osp.relpath(gdkd.config)} --size {size[0]} {size[1]} --runs 20 --warmup 3'
+        )
+        stage('5/6 cost: teacher and student parameters, FLOPs and latency measured')
+        return cost_table_markdown(report, command)
+
     def run(self) -> dict:
         start = time.time()
         os.makedirs(self.work_dir, exist_ok=True)
@@ -366,6 +380,7 @@ class Demo:
         teacher = self.teacher(data_meta)
         runs = self.students(teacher, data_meta)
         partitions = self.partitions(teacher, runs)
+        cost = self.cost(data_meta)
         wall_clock = run_matched_wall_clock(self, teacher, data_meta) if self.wall_clock else None
         summary = dict(
             command=' '.join(['python', 'tools/demo.py'] + sys.argv[1:]),
@@ -376,6 +391,7 @@ class Demo:
             overrides=self.overrides,
             seeds=list(self.schedule.seeds),
             partitions=partitions,
+            cost_table=cost,
             wall_clock=wall_clock,
             student_iters=self.schedule.student_iters or Config.fromfile(self.methods[0].config).train_cfg.max_iters,
             total_seconds=time.time() - start,

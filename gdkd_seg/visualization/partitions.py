@@ -152,6 +152,16 @@ def partition_maps(
     if teacher_scaling is not None:
         teacher = teacher_scaling(teacher, labels)
 
+    maps = _teacher_maps(teacher, labels, valid, topk, temperature)
+    if with_student:
+        maps.update(_gdkd_term_maps(student, teacher, topk, (w0, w1, w2), temperature, chunk_rows))
+
+    return {k: v[0] for k, v in maps.items()} if single else maps
+
+
+def _teacher_maps(teacher: Tensor, labels: Optional[Tensor], valid: Tensor, topk: int, temperature: float):
+    """The teacher's top-1 class, mass on its top-k and entropy; with labels, where they fall outside its
+    top-k and its top-1."""
     top_group = topk_partition_mask(teacher, topk)  # (N, C, H, W): the loss's group A
     top1 = topk_partition_mask(teacher, 1)
     log_p = F.log_softmax(teacher / temperature, dim=1)
@@ -162,7 +172,6 @@ def partition_maps(
         entropy=-(p * log_p).sum(dim=1),
         valid=valid,
     )
-
     if labels is not None:
         safe = torch.where(valid, labels, torch.zeros_like(labels))[:, None]
         maps.update(
@@ -170,11 +179,7 @@ def partition_maps(
             gt_outside_topk=valid & ~top_group.gather(1, safe)[:, 0],
             gt_not_top1=valid & ~top1.gather(1, safe)[:, 0],
         )
-
-    if with_student:
-        maps.update(_gdkd_term_maps(student, teacher, topk, (w0, w1, w2), temperature, chunk_rows))
-
-    return {k: v[0] for k, v in maps.items()} if single else maps
+    return maps
 
 
 def _gdkd_term_maps(student: Tensor, teacher: Tensor, topk: int, weights, temperature: float, chunk_rows: int):
