@@ -239,7 +239,9 @@ def test_cfg_options_reach_the_distilled_runs_only_and_get_their_own_run_dirs(tm
 
 
 def _table_rows(text):
-    rows = [line for line in text.splitlines() if line.startswith('|') and not line.startswith('|---')]
+    """The header and rows of the report's first table (the results; the cost table follows under its heading)."""
+    results = text.split('\n## ')[0]
+    rows = [line for line in results.splitlines() if line.startswith('|') and not line.startswith('|---')]
     header, body = rows[0], rows[1:]
     return [c.strip() for c in header.strip('|').split('|')], [
         [c.strip() for c in r.strip('|').split('|')] for r in body
