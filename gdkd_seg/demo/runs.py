@@ -366,7 +366,7 @@ class Demo:
         gdkd = next((m for m in self.all_methods if m.key == 'GDKD'), self.all_methods[0])
         size = (data_meta['size'], data_meta['size'])
         with redirect_stdout(ProgressFilter(sys.stdout)):
-            report = model_cost(gdkd.config, size=size, runs=20, warmup=3)
+            report = model_cost(osp.relpath(gdkd.config), size=size, runs=20, warmup=3)
         command = (
             f'python tools/model_cost.py {osp.relpath(gdkd.config)} --size {size[0]} {size[1]} --runs 20 --warmup 3'
         )
