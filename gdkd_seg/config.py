@@ -1,7 +1,7 @@
 """What a config says, read once: the config file with its options (:func:`load_config`), a model config
 given inline, as a file or as ``dict(cfg_path=..., **overrides)`` (:func:`resolve_model_cfg`), and a
-distiller's loss declarations (:func:`loss_declarations`). The lowest layer: no module of gdkd_seg imports
-below it."""
+distiller's loss declarations (:func:`loss_declarations`). The lowest layer: it imports no other module of
+gdkd_seg."""
 
 import copy
 import os.path as osp
