@@ -182,6 +182,12 @@ def checkpoint_to_resume(work_dir: str) -> Optional[str]:
 
 def add_safety_hooks(cfg: Config) -> None:
     hooks = list(cfg.get('custom_hooks') or [])
+    wrong = [h for h in hooks if not isinstance(h, dict)]
+    if wrong:
+        raise ValueError(
+            f"custom_hooks holds {wrong}, not hook configs such as dict(type='ValTimelineHook'): --cfg-options "
+            'turns dict(...) into a string, so add hooks in a config file (custom_hooks = [dict(type=...)])'
+        )
     present = {h.get('type') for h in hooks}
     cfg.custom_hooks = hooks + [dict(type=name) for name in SAFETY_HOOKS if name not in present]
 

@@ -131,3 +131,12 @@ def test_a_failed_checkpoint_write_names_the_file_and_keeps_the_previous_one(tmp
     with pytest.raises(OSError, match=r'iter_3\.pth .*no .*iter_3\.pth was written'):
         runner.save_checkpoint(str(tmp_path / 'work'), 'iter_3.pth')
     assert not glob.glob(str(tmp_path / 'work' / '*.tmp-*'))
+
+
+def test_a_hook_written_as_text_is_refused_by_name(tmp_path):
+    from gdkd_seg.runner import add_safety_hooks
+
+    cfg = runner_cfg(tmp_path / 'work', str(tmp_path), tiny_segmentor(), val=False)
+    cfg.custom_hooks = ["dict(type='ValTimelineHook')"]  # what --cfg-options makes of a dict
+    with pytest.raises(ValueError, match=r"custom_hooks holds \[\"dict\(type='ValTimelineHook'\)\"\].*config file"):
+        add_safety_hooks(cfg)
