@@ -123,7 +123,7 @@ def test_prepare_refuses_foreign_folders_and_unknown_settings(tmp_path):
 def test_mmseg_loads_the_scenes_with_the_demo_config(tmp_path):
     root = str(tmp_path / 'scenes')
     prepare_digit_scenes(root, **SMALL)
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', 'student_fcn_r18w16_digits.py'))
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', 'student_fcn_r18w6_digits.py'))
     dataset_cfg = cfg.val_dataloader.dataset
     dataset_cfg.data_root = root
     dataset = DATASETS.build(dataset_cfg)
@@ -144,13 +144,19 @@ def test_demo_methods_come_from_the_configs_and_share_one_student_and_teacher():
         'KD',
         'DKD',
         'GDKD',
+        'GDKD+DIST',
+        'GDKD-live',
         'TopKD',
         'GDKD+TSM',
         'BlockKD',
         'FKD',
-        'GDKD-cached',
+        'KD-live',
+        'DKD-live',
     ]
-    assert [m.key for m in methods if m.default] == ['student', 'KD', 'DKD', 'GDKD']
+    assert [m.key for m in methods if m.default] == ['student', 'KD', 'DKD', 'GDKD', 'GDKD+DIST', 'GDKD-live']
+    cached = [m.key for m in methods if Config.fromfile(m.config).model.get('teacher_cache')]
+    assert cached == ['KD', 'DKD', 'GDKD', 'GDKD+DIST']  # the curves' methods; the live GDKD runs one seed
+    assert [m.seeds for m in methods if m.key == 'GDKD-live'] == [1]
     student = Config.fromfile(methods[0].config).model
     assert not methods[0].distilled
     teacher = Config.fromfile(demo.TEACHER_CONFIG).model
@@ -167,7 +173,7 @@ def test_teacher_key_follows_config_overrides_and_data():
     meta = _settings()
     key = demo.teacher_key({}, meta)
     assert key == demo.teacher_key({}, dict(meta))
-    assert key != demo.teacher_key(demo.schedule_options(10), meta)
+    assert key != demo.teacher_key(demo.schedule_options(demo.TEACHER_CONFIG, 10, 5), meta)
     assert key != demo.teacher_key({}, dict(meta, generator_version=meta['generator_version'] + 1))
 
 
@@ -186,7 +192,7 @@ def test_partitions_come_from_the_gdkd_student_or_else_the_plain_teacher(tmp_pat
     ]
     config, checkpoint, options = demo.partition_source(methods, 0, teacher, runs)
     assert (config, checkpoint) == (gdkd.config, str(run_dir / 'iter_1.pth'))
-    assert options == {'model.teacher_checkpoint': teacher['checkpoint']}
+    assert options == {'model.teacher_checkpoint': teacher['checkpoint'], 'model.teacher_cache': None}
     # Without a GDKD run: the teacher's plain MMSeg config, which takes no teacher_checkpoint.
     without = [m for m in methods if m.key != 'GDKD']
     assert demo.partition_source(without, 0, teacher, runs[:1]) == (demo.TEACHER_CONFIG, teacher['checkpoint'], {})
@@ -213,29 +219,44 @@ def test_cfg_options_reach_the_distilled_runs_only_and_get_their_own_run_dirs(tm
         open(osp.join(run_dir, 'iter_1.pth'), 'wb').close()
         with open(osp.join(run_dir, 'last_checkpoint'), 'w') as f:
             f.write(osp.join(run_dir, 'iter_1.pth'))
+        mIoU = 20.0 if 'model.distill_losses.decode.loss.topk' in options else 10.0
+        with open(osp.join(run_dir, 'timeline.json'), 'w') as f:
+            json.dump([dict(iter=1, train_seconds=1.0, mIoU=mIoU - 5), dict(iter=2, train_seconds=2.0, mIoU=mIoU)], f)
         return osp.join(run_dir, 'iter_1.pth'), 1.0
 
-    swept.train, swept.evaluate = fake_train, lambda *args: {'mIoU': 10.0}
+    swept.train = fake_train
+    swept.teacher_cache = lambda teacher, data_meta: (str(tmp_path / 'cache'), 3.0)  # GDKD runs from the cache
     swept.schedule = swept.schedule._replace(seeds=(0,))
     runs = swept.students(dict(checkpoint='teacher.pth'), {})
     assert [r['run_dir'] for r in runs] == [swept.run_dir(student, 0), swept.run_dir(gdkd, 0)]
     assert 'model.distill_losses.decode.loss.topk' not in calls[0][1]
     assert calls[1][1]['model.distill_losses.decode.loss.topk'] == 5
+    assert calls[1][1]['model.teacher_cache'] == str(tmp_path / 'cache')
+    assert [r['mIoU'] for r in runs] == [10.0, 20.0]  # the last point of each run's curve
+    timeline = [dict(iter=i, train_seconds=float(i), mIoU=v) for i, v in zip((1, 2, 3, 4), (20.0, 25.0, 28.0, 30.0))]
     summary = dict(
         runs=runs,
         overrides=overrides,
-        teacher=dict(iters=1, mIoU=30.0, reused=True),
+        teacher=dict(iters=2, mIoU=30.0, reused=True, timeline=timeline),
         teacher_config='teacher',
         data=_settings(),
         command='python tools/demo.py',
         total_seconds=1.0,
         seeds=[0],
-        student_iters=1,
-        machine=dict(torch_threads=1),
+        val_every=1,
+        cache_seconds=3.0,
+        curves_png='results_curves.png',
+        student_iters=2,
+        machine=dict(torch_threads=1, cpu_count=2),
     )
     table = demo.results_markdown(summary, [student, gdkd])
     assert '`model.distill_losses.decode.loss.topk=5`' in table
-    assert [row[0] for row in _table_rows(table)[1]] == [student.label, gdkd.label + ' + overrides']
+    header, rows = _table_rows(table)
+    assert [row[0] for row in rows] == [student.label, gdkd.label + ' + overrides']
+    col = {name: i for i, name in enumerate(header)}
+    assert rows[1][col['gain over student']] == '+10.00' and rows[1][col['gap closed']] == '50%'
+    assert 'Teacher - student: 20.00 mIoU' in table and 'moving 2.00 over its last quarter' in table
+    assert '![val mIoU against training time](results_curves.png)' in table
 
 
 def _table_rows(text):
@@ -276,24 +297,29 @@ def test_quick_demo_end_to_end(tmp_path):
     default_methods = [m for m in demo.demo_methods() if m.default]
     assert [r[0] for r in rows] == [m.label for m in default_methods]
     col = {name: i for i, name in enumerate(header)}
-    for row in rows:
+    for row, method in zip(rows, default_methods):
         mean, std = re.fullmatch(r'(\d+\.\d\d) ± (\d+\.\d\d)', row[col['mIoU (mean ± std)']]).groups()
         per_seed = [float(v) for v in row[col['per seed']].split(' / ')]
-        assert len(per_seed) == len(demo.QUICK.seeds)
+        assert len(per_seed) == (method.seeds or len(demo.QUICK.seeds))
         for value in [float(mean), *per_seed]:
             assert 0.0 <= value <= 100.0
         assert abs(float(mean) - np.mean(per_seed)) < 0.01
-    teacher_miou = float(re.search(r'Teacher .*mIoU (\d+\.\d\d)', text).group(1))
+    teacher_miou = float(re.search(r'Teacher .*val mIoU (\d+\.\d\d)', text).group(1))
     assert 0.0 <= teacher_miou <= 100.0
     summary = json.loads((work / 'results.json').read_text())
-    assert len(summary['runs']) == len(default_methods) * len(demo.QUICK.seeds)
+    assert len(summary['runs']) == sum(m.seeds or len(demo.QUICK.seeds) for m in default_methods)
+    for run in summary['runs']:  # a curve per run: a point every val_every iterations, the clock running
+        assert [p['iter'] for p in run['timeline']] == list(range(20, 61, 20))
+        seconds = [p['train_seconds'] for p in run['timeline']]
+        assert 0 < seconds[0] < seconds[1] < seconds[2] and run['mIoU'] == run['timeline'][-1]['mIoU']
+    assert (work / 'results_curves.png').stat().st_size > 10_000
     cost = re.findall(
         r'^\| (teacher|student) \| [^|]+ \| random \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$', text, re.M
     )
     assert [row[0] for row in cost] == ['teacher', 'student']
     (_, t_params, t_flops, *_), (_, s_params, s_flops, *_) = cost
     assert float(t_params) > float(s_params) > 0 and float(t_flops) > float(s_flops) > 0
-    assert glob.glob(str(work / 'GDKD' / 'seed0' / '*' / 'vis_data' / 'events.out.tfevents.*'))  # TensorBoard
+    assert glob.glob(str(work / '60it' / 'GDKD' / 'seed0' / '*' / 'vis_data' / 'events.out.tfevents.*'))  # TensorBoard
 
     # A second run reuses the teacher and the student runs finished with the same config and data.
     second = demo.Demo(str(work), str(data), demo.QUICK, default_methods)

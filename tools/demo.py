@@ -1,19 +1,23 @@
-"""The embedded demo: the whole distillation pipeline on digit scenes, on a laptop CPU.
+"""The embedded demo: the whole distillation pipeline on digit scenes, on a laptop CPU, as time-to-accuracy curves.
 
-    python tools/demo.py [--quick] [--work-dir work_dirs/demo] [--data-root data/digit_scenes]
-        [--seeds 0 1 2] [--methods KD DKD GDKD] [--cfg-options KEY=VALUE ...] [--verbose]
+    python tools/demo.py [--full | --quick] [--work-dir work_dirs/demo] [--data-root data/digit_scenes]
+        [--seeds 0 1 2] [--methods KD DKD GDKD GDKD+DIST GDKD-live] [--jobs 2] [--cfg-options KEY=VALUE ...]
+        [--verbose]
 
 1. writes the digit scenes (real handwritten digits from scikit-learn, see gdkd_seg/datasets/digit_scenes.py)
-   unless they are already there; 2. trains the DeepLabV3 teacher, or reuses the one trained with the same
-   config and data; 3. trains the student alone and with each distillation method of configs/demo/, with the
-   same iterations, seeds and learning rate; 4. evaluates every run with MMSeg's IoUMetric; 5. draws partition
-   pictures; 6. writes ``results.md`` (and ``results.json``) to the work dir.
+   unless they are already there; 2. trains the DeepLabV3 teacher to its plateau, or reuses the one trained
+   with the same config and data; 3. caches its logits of the train scenes once; 4. trains the student alone
+   and each distillation method of configs/demo/ (from the cache; GDKD also with the live teacher, one seed)
+   with the same iterations, seeds and learning rate, validating every few iterations with MMSeg's IoUMetric
+   and timing the training; 5. draws partition pictures and measures the models' cost; 6. writes
+   ``results.md`` (with the plateau check, the table at equal iterations and equal wall-clock, the share of
+   the teacher-student gap closed) and ``curves.png`` to the work dir.
 
-``--quick`` shortens the schedules (a smoke test of the pipeline, its numbers mean little). The console
-shows a line per stage and MMEngine's progress lines (with ETA); full logs are in each run's work dir.
-``--cfg-options`` overrides the config of every distilled method (a sweep: one setting per call, same work
-dir; runs with overrides go to ``<method>-<hash of the overrides>/seed<N>``). ``--wall-clock`` adds the
-comparison at matched wall-clock (gdkd_seg/demo/wallclock.py): ``wall_clock.md`` and ``wall_clock.png``.
+The default is the shorter student schedule (``make demo``); ``--full`` trains the students to their plateau
+(the configs' schedule, the benchmark of docs/demo.md); ``--quick`` shortens everything (a smoke test, its
+numbers mean little). The console shows a line per stage and MMEngine's progress lines (with ETA); full logs
+are in each run's work dir. ``--cfg-options`` overrides the config of every distilled method (a sweep: one
+setting per call, same work dir; runs with overrides go to ``<method>-<hash of the overrides>/seed<N>``).
 """
 
 import argparse
@@ -21,14 +25,20 @@ import warnings
 
 from mmengine.config import DictAction
 
-from gdkd_seg.demo import FULL, QUICK, Demo, demo_methods
+from gdkd_seg.demo import DEMO, FULL, QUICK, Demo, demo_methods
 
 
 def parse_args(argv=None, methods=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument(
+        '--full',
+        action='store_true',
+        help="the students to their plateau (the configs' schedule): the benchmark of docs/demo.md",
+    )
+    length.add_argument(
         '--quick',
         action='store_true',
         help='a few iterations on fewer scenes, two seeds (a smoke test, about 2 minutes)',
@@ -53,10 +63,11 @@ def parse_args(argv=None, methods=None):
         'model.distill_losses.decode.loss.topk=5 (the student alone keeps its config)',
     )
     parser.add_argument(
-        '--wall-clock',
-        action='store_true',
-        help='also compare at matched wall-clock: the student alone for as long as GDKD trains, '
-        'with the live and with the cached teacher (about 17 minutes more)',
+        '--jobs',
+        type=int,
+        default=2,
+        help='student runs trained at once, one CPU thread each (default 2: a 2-core laptop; 1: one at a time '
+        'with every thread)',
     )
     parser.add_argument('--data-only', action='store_true', help='write the digit scenes and stop')
     parser.add_argument('--verbose', action='store_true', help='show the full MMEngine logs')
@@ -68,14 +79,14 @@ def main(argv=None):
     args = parse_args(argv, methods)
     if not args.verbose:
         warnings.filterwarnings('ignore', message='``build_loss`` would be deprecated')
-    schedule = QUICK if args.quick else FULL
+    schedule = QUICK if args.quick else FULL if args.full else DEMO
     if args.quick and args.data_root == 'data/digit_scenes':
         args.data_root = 'data/digit_scenes_quick'  # smaller settings: keep the full set's cache intact
     if args.seeds:
         schedule = schedule._replace(seeds=tuple(args.seeds))
     chosen = [m for m in methods if m is methods[0] or (m.key in args.methods if args.methods else m.default)]
     demo = Demo(
-        args.work_dir, args.data_root, schedule, chosen, args.verbose, args.cfg_options, args.wall_clock, methods
+        args.work_dir, args.data_root, schedule, chosen, args.verbose, args.cfg_options, methods, jobs=args.jobs
     )
     if args.data_only:
         demo.prepare_data()

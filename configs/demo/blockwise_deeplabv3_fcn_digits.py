@@ -3,7 +3,7 @@
 # teacher's stages i+1..4 and ASPP head (weights 1/8, 1/4, 1/2); alpha = beta = gamma = 1, T = 1.
 _base_ = './_base_/distill.py'
 
-demo_method = dict(key='BlockKD', label='block-wise KD (stones 1-3)', order=6, default=False)
+demo_method = dict(key='BlockKD', label='block-wise KD (stones 1-3)', order=10, default=False)
 model = dict(
     components=dict(stepping_stones=dict(type='SteppingStones', stones=[1, 2, 3])),
     distill_losses=dict(

@@ -5,7 +5,7 @@
 #   python tools/rank_teacher_layers.py configs/demo/fkd_deeplabv3_fcn_digits.py TEACHER.pth --num-images 64
 _base_ = './_base_/distill.py'
 
-demo_method = dict(key='FKD', label='feature-only KD', order=7, default=False)
+demo_method = dict(key='FKD', label='feature-only KD', order=11, default=False)
 fkd = dict(type='FeatureKDLoss', loss_weight=1.0)
 model = dict(
     detach_head_input=True,

@@ -2,7 +2,7 @@
 # DeepLabV3 -> FCN on digit scenes. TSM scales the same top-3 that GDKD's partition uses (docs/methods.md).
 _base_ = './gdkd_deeplabv3_fcn_digits.py'
 
-demo_method = dict(key='GDKD+TSM', label='GDKD + TopKD scaling', order=5, default=False)
+demo_method = dict(key='GDKD+TSM', label='GDKD + TopKD scaling', order=9, default=False, seeds=None)
 model = dict(
     distill_losses=dict(
         decode=dict(

@@ -1,7 +1,7 @@
 # TopKD (TSM + Top-K Decoupled Loss + pixel contrastive term): DeepLabV3 -> FCN on digit scenes (11 classes).
 _base_ = './_base_/distill.py'
 
-demo_method = dict(key='TopKD', label='TopKD (k=5)', order=4, default=False)
+demo_method = dict(key='TopKD', label='TopKD (k=5)', order=8, default=False)
 model = dict(
     distill_losses=dict(
         decode=dict(

@@ -179,10 +179,7 @@ def render_scene(
         scan = int(rng.choice(pool))
         h = int(rng.integers(digit_size[0], min(digit_size[1], size) + 1))
         w = int(np.clip(round(h * rng.uniform(0.75, 1.15)), 8, size))
-        scan_ink = np.clip(cv2.resize(scans[scan].astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR), 0, 1)
-        ink = scan_ink > ink_threshold
-        # Opaque wherever labelled; anti-aliased just outside, on pixels that stay background.
-        alpha = np.clip((scan_ink - ink_threshold) / 0.1 + 1, 0, 1)
+        ink, alpha = digit_ink(scans[scan], h, w, ink_threshold)
         # Keep most of every earlier digit visible: no placement may cover more than max_overlap of an
         # earlier box (after 50 tries the last one is taken).
         for _ in range(50):
@@ -193,10 +190,22 @@ def render_scene(
         _blend(img, alpha, colour, y, x)
         label[y : y + h, x : x + w][ink] = targets[scan] + 1
         placed.append(PlacedDigit(int(targets[scan]), scan, (y, x, h, w), tuple(int(c) for c in colour)))
+    return add_noise(rng, img, noise_std), label, placed
+
+
+def digit_ink(scan: np.ndarray, h: int, w: int, ink_threshold: float) -> Tuple[np.ndarray, np.ndarray]:
+    """A scan rescaled to ``h x w``: its ink mask (where it exceeds ``ink_threshold`` of full ink) and the alpha
+    to paste it with, opaque wherever it is ink and anti-aliased just outside."""
+    scan_ink = np.clip(cv2.resize(scan.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR), 0, 1)
+    return scan_ink > ink_threshold, np.clip((scan_ink - ink_threshold) / 0.1 + 1, 0, 1)
+
+
+def add_noise(rng, img: np.ndarray, noise_std) -> np.ndarray:
+    """``img`` plus Gaussian noise of a std drawn from ``noise_std``, rounded to uint8."""
     sigma = rng.uniform(*noise_std)
     if sigma > 0:
         img = img + rng.normal(0, sigma, img.shape)
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8), label, placed
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
 def _overlap(box: Tuple[int, ...], other: Tuple[int, ...]) -> float:

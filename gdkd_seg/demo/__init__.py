@@ -1,8 +1,9 @@
 """The embedded demo: the whole distillation pipeline on digit scenes, on a laptop CPU (``tools/demo.py``)."""
 
-from .report import fmt_duration, results_markdown
+from .report import curve_sets, fmt_duration, results_markdown
 from .runs import (
     CONFIG_DIR,
+    DEMO,
     FULL,
     QUICK,
     TEACHER_CONFIG,
@@ -19,6 +20,7 @@ from .runs import (
 
 __all__ = [
     'CONFIG_DIR',
+    'DEMO',
     'FULL',
     'QUICK',
     'TEACHER_CONFIG',
@@ -31,6 +33,7 @@ __all__ = [
     'run_key',
     'schedule_options',
     'teacher_key',
+    'curve_sets',
     'fmt_duration',
     'results_markdown',
 ]

@@ -1,8 +1,10 @@
 """The demo's report: ``results.md`` (the table users read) from the run summary (``results.json``)."""
 
-import statistics
+import os.path as osp
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
+
+from . import curves
 
 
 def fmt_duration(seconds: float) -> str:
@@ -14,50 +16,114 @@ def method_label(method, overrides) -> str:
     return method.label + (' + overrides' if overrides and method.distilled else '')
 
 
+def curve_sets(summary: dict, methods: List) -> Dict[str, List[List[dict]]]:
+    """Label -> every seed's timeline, in the methods' order (the first is the baseline)."""
+    out: Dict[str, List[List[dict]]] = {}
+    for method in methods:
+        timelines = [r['timeline'] for r in summary['runs'] if r['method'] == method.key]
+        if timelines:
+            out[method_label(method, summary.get('overrides'))] = timelines
+    return out
+
+
+def _threads(summary: dict) -> str:
+    jobs = summary.get('jobs', 1)
+    if jobs > 1:
+        threads = summary['machine']['torch_threads']
+        return f'the teacher on {threads} threads, the students {jobs} runs at a time, one thread each'
+    return f'every run on {summary["machine"]["torch_threads"]} threads, one at a time'
+
+
+def _percent(share: Optional[float]) -> str:
+    return 'no gap' if share is None else f'{100 * share:.0f}%'
+
+
+def _options(overrides: dict) -> str:
+    return ', '.join(f'`{k}={v}`' for k, v in overrides.items())
+
+
+def _fmt(value: Optional[curves.Stat]) -> str:
+    return '—' if value is None else f'{value.mean:.2f} ± {value.std:.2f}'
+
+
+def _versus(row: dict) -> str:
+    versus = row['versus_baseline']
+    if versus is None or not versus['compared']:
+        return '—'
+    return f'{versus["ahead"]}/{versus["compared"]} (min {versus["min_margin"]:+.2f})'
+
+
+def _plateau_lines(summary: dict, student: List[List[dict]]) -> List[str]:
+    teacher, changes = summary['teacher'], [curves.plateau_change(run) for run in student]
+    student_end = curves.final(student)
+    gap = teacher['mIoU'] - student_end.mean
+    teacher_change = curves.plateau_change(teacher['timeline']) if teacher.get('timeline') else None
+    return [
+        f'Teacher ({summary["teacher_config"]}, {teacher["iters"]} iterations, seed 0): val mIoU {teacher["mIoU"]:.2f}'
+        + (f', moving {teacher_change:.2f} over its last quarter' if teacher_change is not None else '')
+        + (' (reused)' if teacher.get('reused') else f', trained in {fmt_duration(teacher["seconds"])}')
+        + '.',
+        '',
+        f'Student alone: {student_end.mean:.2f} ± {student_end.std:.2f}; its val mIoU moves '
+        f'{" / ".join(f"{c:.2f}" for c in changes)} over the last quarter of the schedule (per seed; a plateau '
+        f'is < {curves.PLATEAU_TOLERANCE}). Teacher - student: {gap:.2f} mIoU.',
+    ]
+
+
 def results_markdown(summary: dict, methods: List) -> str:
-    """The results table: mIoU mean ± sample std over seeds, per-seed values, gain over the baseline (the
-    first method), wall-clock per run."""
-    by_method: Dict[str, list] = {}
-    for run in summary['runs']:
-        by_method.setdefault(run['method'], []).append(run)
-    base = [r['mIoU'] for r in by_method[methods[0].key]]
-    teacher, data, overrides = summary['teacher'], summary['data'], summary.get('overrides')
+    """The report: the plateau check, then per method its final mIoU (mean ± sample std over seeds), the gain
+    over the baseline (the first method), its mIoU at the baseline's training time, the share of the
+    teacher-student gap it closes, at how many of the baseline's validations it is ahead at equal wall-clock
+    by more than two seed deviations, and its training time per run; then the cost table."""
+    sets = curve_sets(summary, methods)
+    baseline = next(iter(sets))
+    rows = curves.summary_rows(sets, baseline, summary['teacher']['mIoU'])
+    data, overrides = summary['data'], summary.get('overrides')
+    base_mean = rows[0]['final'].mean
     lines = [
-        '# Embedded demo: distillation on digit scenes',
+        '# Embedded demo: distillation on digit scenes, time to accuracy',
         '',
         f'Command: `{summary["command"]}` ({fmt_duration(summary["total_seconds"])} in all on '
-        f'{summary["machine"]["torch_threads"]} CPU threads).',
+        f'{summary["machine"]["cpu_count"]} CPU cores; ' + _threads(summary) + ').',
         '',
         f'Data: digit scenes v{data["generator_version"]}, {data["num_train"]} train / {data["num_val"]} val '
         f'scenes of {data["size"]}x{data["size"]} px from disjoint real digit scans. '
         f'Every student: {summary["student_iters"]} iterations, batch 16, same lr, seeds '
-        f'{", ".join(str(s) for s in summary["seeds"])}. mIoU on the val scenes (MMSeg IoUMetric, 11 classes).',
+        f'{", ".join(str(s) for s in summary["seeds"])}; val mIoU (MMSeg IoUMetric, 11 classes) every '
+        f'{summary["val_every"]} iterations. Training time: wall-clock of the training loop, data loading '
+        'included, validation excluded'
+        + (
+            f'; the teacher cache is built once ({fmt_duration(summary["cache_seconds"])}) and not counted in the '
+            'cached runs.'
+            if summary.get('cache_seconds') is not None
+            else '.'
+        ),
         '',
         *(
             [f'Overrides of every distilled method: {", ".join(f"`{k}={v}`" for k, v in overrides.items())}.', '']
             if overrides
             else []
         ),
-        f'Teacher ({summary["teacher_config"]}, {teacher["iters"]} iterations): mIoU {teacher["mIoU"]:.2f}'
-        + (' (reused)' if teacher.get('reused') else f', trained in {fmt_duration(teacher["seconds"])}')
-        + '.',
+        *_plateau_lines(summary, sets[baseline]),
         '',
-        '| method | mIoU (mean ± std) | per seed | gain over student | wall-clock per run |',
-        '|---|---|---|---|---|',
+        "| method | seeds | mIoU (mean ± std) | per seed | gain over student | mIoU at the student's training time "
+        '| gap closed | ahead at equal wall-clock | training time per run |',
+        '|---|---|---|---|---|---|---|---|---|',
     ]
-    for method in methods:
-        runs = by_method.get(method.key, [])
-        if not runs:
-            continue
-        values = [r['mIoU'] for r in runs]
-        mean = statistics.fmean(values)
-        std = statistics.stdev(values) if len(values) > 1 else 0.0
-        gain = '—' if method.key == methods[0].key else f'{mean - statistics.fmean(base):+.2f}'
-        seconds = statistics.fmean(r['seconds'] for r in runs)
+    for row in rows:
+        gain = '—' if row['label'] == baseline else f'{row["final"].mean - base_mean:+.2f}'
         lines.append(
-            f'| {method_label(method, overrides)} | {mean:.2f} ± {std:.2f} | '
-            f'{" / ".join(f"{v:.2f}" for v in values)} | {gain} | {fmt_duration(seconds)} |'
+            f'| {row["label"]} | {row["seeds"]} | {_fmt(row["final"])} | '
+            f'{" / ".join(f"{v:.2f}" for v in row["final"].values)} | {gain} | {_fmt(row["at_baseline_time"])} | '
+            f'{_percent(row["gap_closed"])} | {_versus(row)} | {fmt_duration(row["seconds"])} |'
         )
+    lines += [
+        '',
+        '"ahead at equal wall-clock": at how many of the student\'s validation times the method\'s mean is above '
+        "the student's by more than twice the larger seed std (min: the smallest difference of the means).",
+        '',
+        f'![val mIoU against training time]({osp.basename(summary["curves_png"])})',
+    ]
     if summary.get('cost_table'):
         lines += ['', '## What the student costs against the teacher', '', summary['cost_table'].rstrip()]
     return '\n'.join(lines) + '\n'

@@ -10,12 +10,14 @@ import glob
 import hashlib
 import io
 import json
+import multiprocessing
 import os
 import os.path as osp
 import platform
 import re
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import redirect_stdout
 from typing import List, NamedTuple, Optional
 
@@ -28,8 +30,8 @@ from ..datasets import prepare_digit_scenes
 from ..datasets.digit_scenes import read_meta
 from ..deploy import cost_table_markdown, model_cost
 from ..visualization import visualize_partitions
-from .report import fmt_duration, method_label, results_markdown, stage
-from .wallclock import read_timeline, run_matched_wall_clock
+from .curves import plot_curves
+from .report import curve_sets, fmt_duration, method_label, results_markdown, stage
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_DIR = osp.join(REPO, 'configs', 'demo')
@@ -45,6 +47,8 @@ class Method(NamedTuple):
     distilled: bool
     default: bool  # run unless --methods names a subset; the others only when named
     order: int
+    seeds: Optional[int] = None  # run for the first N of the demo's seeds only (None: all)
+    cached: bool = False  # a distiller from the teacher cache (no teacher network in training)
 
 
 def demo_methods(config_dir: str = CONFIG_DIR) -> List[Method]:
@@ -62,6 +66,8 @@ def demo_methods(config_dir: str = CONFIG_DIR) -> List[Method]:
                     cfg.model.type == 'SegDistiller',
                     bool(info.get('default', False)),
                     int(info['order']),
+                    info.get('seeds'),
+                    bool(cfg.model.get('teacher_cache')),
                 )
             )
     if not methods:
@@ -74,10 +80,16 @@ class Schedule(NamedTuple):
     student_iters: Optional[int]
     seeds: tuple
     data: dict  # digit-scene settings (gdkd_seg.datasets.digit_scenes.DEFAULT_SETTINGS)
+    val_every: int  # iterations between the validations that make the students' curves
+    teacher_val_every: int  # and the teacher's (the same for every schedule: they share one teacher)
+    report: str = 'results'  # results.md, results.json and the curves' PNG get this name
 
 
-FULL = Schedule(teacher_iters=None, student_iters=None, seeds=(0, 1, 2), data={})
-QUICK = Schedule(teacher_iters=120, student_iters=60, seeds=(0, 1), data=dict(num_train=400, num_val=100))
+# ``--full``: the schedules of the configs (the benchmark of docs/demo.md); ``make demo``: the same teacher,
+# shorter student runs; ``--quick``: a smoke test of every stage (its numbers mean nothing).
+FULL = Schedule(None, None, seeds=(0, 1, 2), data={}, val_every=500, teacher_val_every=300, report='results_full')
+DEMO = Schedule(None, 600, seeds=(0, 1, 2), data={}, val_every=100, teacher_val_every=300)
+QUICK = Schedule(120, 60, seeds=(0, 1), data=dict(num_train=400, num_val=100), val_every=20, teacher_val_every=40)
 
 
 class ProgressFilter(io.TextIOBase):
@@ -107,16 +119,24 @@ class ProgressFilter(io.TextIOBase):
         self.out.flush()
 
 
-def schedule_options(iters: Optional[int]) -> dict:
-    """Overrides that set the schedule length (None: the config's own)."""
-    if iters is None:
-        return {}
+def schedule_options(config: str, iters: Optional[int], val_every: int) -> dict:
+    """Overrides that set the schedule length (None: the config's own) and validate every ``val_every``
+    iterations into ``timeline.json`` (``ValTimelineHook``)."""
+    cfg = Config.fromfile(config)
+    iters = iters or cfg.train_cfg.max_iters
+    hooks = [h for h in cfg.get('custom_hooks') or [] if h.get('type') != 'ValTimelineHook']
     return {
         'train_cfg.max_iters': iters,
-        'train_cfg.val_interval': iters,
+        'train_cfg.val_interval': val_every,
         'param_scheduler.0.end': iters,
         'default_hooks.checkpoint.interval': iters,
+        'custom_hooks': hooks + [dict(type='ValTimelineHook')],
     }
+
+
+def read_timeline(run_dir: str) -> List[dict]:
+    with open(osp.join(run_dir, 'timeline.json')) as f:
+        return json.load(f)
 
 
 def last_checkpoint(run_dir: str) -> Optional[str]:
@@ -172,14 +192,16 @@ class Demo:
         methods: List[Method],
         verbose: bool = False,
         overrides: Optional[dict] = None,
-        wall_clock: bool = False,
         all_methods: Optional[List[Method]] = None,
+        jobs: int = 1,
     ):
         self.work_dir, self.data_root = work_dir, data_root
         self.schedule, self.methods, self.verbose = schedule, methods, verbose
         self.overrides = dict(overrides or {})  # cfg options of every distilled method
-        self.wall_clock = wall_clock  # also the comparison at matched wall-clock (wallclock.py)
         self.all_methods = all_methods or methods
+        if jobs < 1:
+            raise ValueError(f'jobs must be >= 1, got {jobs}')
+        self.jobs = jobs  # runs trained at once (one CPU thread each when > 1)
 
     def _quiet(self):
         return redirect_stdout(sys.stdout if self.verbose else ProgressFilter(sys.stdout))
@@ -195,19 +217,11 @@ class Demo:
             runner.train(config, dict(self.data_options(), experiment_name=name, **options), work_dir=run_dir)
         return last_checkpoint(run_dir), time.time() - start
 
-    def evaluate(self, config: str, checkpoint: str, run_dir: str) -> dict:
-        """MMSeg's IoUMetric on the val scenes; returns the metrics."""
-        name = f'{osp.basename(run_dir)}_test_{time.strftime("%Y%m%d_%H%M%S")}'
-        with self._quiet():
-            return runner.test(
-                config, checkpoint, dict(self.data_options(), experiment_name=name), work_dir=osp.join(run_dir, 'test')
-            )
-
     def run_dir(self, method: Method, seed: int) -> str:
         name = method.key
         if method.distilled and self.overrides:
             name += '-' + hashlib.sha1(json.dumps(self.overrides, sort_keys=True).encode()).hexdigest()[:8]
-        return osp.join(self.work_dir, name, f'seed{seed}')
+        return osp.join(self.work_dir, f'{self.student_iters()}it', name, f'seed{seed}')
 
     # -- stages ------------------------------------------------------------------------------------------
 
@@ -224,7 +238,7 @@ class Demo:
         return meta
 
     def teacher(self, data_meta: dict) -> dict:
-        options = schedule_options(self.schedule.teacher_iters)
+        options = schedule_options(TEACHER_CONFIG, self.schedule.teacher_iters, self.schedule.teacher_val_every)
         run_dir = osp.join(self.work_dir, 'teachers', f'{_stem(TEACHER_CONFIG)}-{teacher_key(options, data_meta)}')
         checkpoint = last_checkpoint(run_dir)
         result_file = osp.join(run_dir, 'teacher.json')
@@ -234,32 +248,31 @@ class Demo:
             return dict(result, reused=True)
         stage(f'2/6 teacher: training {_stem(TEACHER_CONFIG)} -> {run_dir}')
         checkpoint, seconds = self.train(TEACHER_CONFIG, run_dir, dict(options, **{'randomness.seed': 0}))
-        metrics = self.evaluate(TEACHER_CONFIG, checkpoint, run_dir)
+        timeline = read_timeline(run_dir)
         result = dict(
             checkpoint=checkpoint,
-            mIoU=float(metrics['mIoU']),
-            seconds=seconds,
-            iters=Config.fromfile(TEACHER_CONFIG).train_cfg.max_iters
-            if self.schedule.teacher_iters is None
-            else self.schedule.teacher_iters,
+            mIoU=timeline[-1]['mIoU'],
+            seconds=timeline[-1]['train_seconds'],
+            iters=options['train_cfg.max_iters'],
+            timeline=timeline,
         )
         with open(result_file, 'w') as f:
             json.dump(result, f, indent=1)
         stage(f'2/6 teacher: val mIoU {result["mIoU"]:.2f}, trained in {fmt_duration(seconds)}')
         return dict(result, reused=False)
 
-    def default_student_iters(self) -> int:
+    def student_iters(self) -> int:
         return self.schedule.student_iters or Config.fromfile(self.all_methods[0].config).train_cfg.max_iters
 
     def teacher_cache(self, teacher: dict, data_meta: dict):
         """The teacher's cached logits of the train scenes (``tools/cache_teacher.py``), built once per teacher:
         ``(folder, seconds the build took)``."""
-        cached = next(m for m in self.all_methods if Config.fromfile(m.config).model.get('teacher_cache'))
+        cached = next(m for m in self.all_methods if m.cached)
         folder = osp.join(self.work_dir, 'teacher_cache', osp.basename(osp.dirname(teacher['checkpoint'])))
         done = read_json(osp.join(folder, 'build.json'))
         if done is not None:
             return folder, done['seconds']
-        stage(f'teacher cache: running the teacher over the train scenes -> {folder}')
+        stage(f'3/6 teacher cache: running the teacher over the train scenes -> {folder}')
         start = time.time()
         with self._quiet():
             build_teacher_cache(
@@ -268,6 +281,7 @@ class Demo:
         seconds = time.time() - start
         with open(osp.join(folder, 'build.json'), 'w') as f:
             json.dump(dict(seconds=seconds), f)
+        stage(f'3/6 teacher cache: built in {fmt_duration(seconds)}')
         return folder, seconds
 
     def method_options(self, method: Method, seed: int, teacher: dict, data_meta: dict, options: dict) -> dict:
@@ -281,61 +295,80 @@ class Demo:
             run_options.update(self.overrides)
         return run_options
 
-    def timed_run(self, method: Method, seed: int, teacher: dict, data_meta: dict, options: dict, tag: str) -> dict:
-        """One run of the matched wall-clock comparison (reused when done): its validation timeline."""
-        run_dir = osp.join(self.work_dir, 'wall_clock', tag, f'seed{seed}')
-        run_options = self.method_options(method, seed, teacher, data_meta, options)
-        key = run_key(method.config, run_options, data_meta)
-        previous = read_json(osp.join(run_dir, 'result.json'))
-        if previous and previous.get('key') == key:
-            return previous['result']
-        stage(f'wall-clock: {tag}, seed {seed} -> {run_dir}')
-        _, seconds = self.train(method.config, run_dir, run_options)
+    def method_seeds(self, method: Method) -> tuple:
+        return self.schedule.seeds[: method.seeds] if method.seeds else self.schedule.seeds
 
-        result = dict(method=method.key, seed=seed, seconds=seconds, timeline=read_timeline(run_dir))
-        with open(osp.join(run_dir, 'result.json'), 'w') as f:
-            json.dump(dict(key=key, result=result), f, indent=1)
-        stage(
-            f'wall-clock: {tag}, seed {seed}: mIoU {result["timeline"][-1]["mIoU"]:.2f} after '
-            f'{fmt_duration(result["timeline"][-1]["train_seconds"])} of training'
-        )
-        return result
+    def planned_runs(self, teacher: dict, data_meta: dict) -> List[dict]:
+        """Every (method, seed) with its run dir, cfg options and key (its resolved config and data)."""
+        plans = []
+        for method in self.methods:
+            options = schedule_options(method.config, self.schedule.student_iters, self.schedule.val_every)
+            for seed in self.method_seeds(method):
+                run_options = self.method_options(method, seed, teacher, data_meta, options)
+                plans.append(
+                    dict(
+                        method=method,
+                        seed=seed,
+                        run_dir=self.run_dir(method, seed),
+                        options=run_options,
+                        key=run_key(method.config, run_options, data_meta),
+                    )
+                )
+        return plans
 
     def students(self, teacher: dict, data_meta: dict) -> List[dict]:
-        """Train and evaluate every (method, seed); a run already finished with the same resolved config,
-        overrides and data (``result.json`` in its run dir) is reused, so an interrupted demo continues."""
-        runs = [(method, seed) for method in self.methods for seed in self.schedule.seeds]
-        results, start = [], time.time()
-        options = schedule_options(self.schedule.student_iters)
-        for i, (method, seed) in enumerate(runs, 1):
-            run_dir = self.run_dir(method, seed)
-            label = method_label(method, self.overrides)
-            run_options = self.method_options(method, seed, teacher, data_meta, options)
-            key = run_key(method.config, run_options, data_meta)
-            result_file = osp.join(run_dir, 'result.json')
-            previous = read_json(result_file)
-            if previous and previous.get('key') == key and last_checkpoint(run_dir):
-                results.append(dict(previous['result'], run_dir=run_dir))
-                stage(
-                    f'4/6 {label}, seed {seed}: reusing {run_dir} (same config and data), '
-                    f'mIoU {previous["result"]["mIoU"]:.2f}'
-                )
-                continue
-            stage(f'3/6 train {i}/{len(runs)}: {label}, seed {seed} -> {run_dir}')
-            checkpoint, seconds = self.train(method.config, run_dir, run_options)
-            metrics = self.evaluate(method.config, checkpoint, run_dir)
-            results.append(
-                dict(method=method.key, seed=seed, mIoU=float(metrics['mIoU']), seconds=seconds, run_dir=run_dir)
+        """Train every (method, seed) with a validation every ``val_every`` iterations: each run's curve
+        (``timeline.json``) and its final val mIoU (MMSeg's IoUMetric). A run already finished with the same
+        resolved config, overrides and data (``result.json`` in its run dir) is reused, so an interrupted demo
+        continues from the runs it finished. With ``jobs > 1`` that many runs train at once, one CPU thread
+        each (the live-teacher runs first, so that no run has the machine to itself for long)."""
+        plans = self.planned_runs(teacher, data_meta)
+        results = {}
+        for plan in plans:
+            previous = read_json(osp.join(plan['run_dir'], 'result.json'))
+            if previous and previous.get('key') == plan['key']:
+                results[plan['run_dir']] = dict(previous['result'], run_dir=plan['run_dir'])
+                stage(f'4/6 {self._label(plan)}: reusing {plan["run_dir"]}, mIoU {previous["result"]["mIoU"]:.2f}')
+        todo = sorted((p for p in plans if p['run_dir'] not in results), key=lambda p: not _live(p['method']))
+        start = time.time()
+        for done, (plan, timeline) in enumerate(self._train_all(todo), 1):
+            result = dict(
+                method=plan['method'].key,
+                seed=plan['seed'],
+                mIoU=timeline[-1]['mIoU'],
+                seconds=timeline[-1]['train_seconds'],
+                run_dir=plan['run_dir'],
+                timeline=timeline,
             )
-            with open(result_file, 'w') as f:
-                json.dump(dict(key=key, result=results[-1]), f, indent=1)
-            elapsed = time.time() - start
+            with open(osp.join(plan['run_dir'], 'result.json'), 'w') as f:
+                json.dump(dict(key=plan['key'], result=result), f, indent=1)
+            results[plan['run_dir']] = result
             stage(
-                f'4/6 evaluated {label}, seed {seed}: mIoU {metrics["mIoU"]:.2f} '
-                f'(trained in {fmt_duration(seconds)}; remaining runs about '
-                f'{fmt_duration(elapsed / i * (len(runs) - i))})'
+                f'4/6 {self._label(plan)}: mIoU {result["mIoU"]:.2f} after {fmt_duration(result["seconds"])} of '
+                f'training; remaining runs about {fmt_duration((time.time() - start) / done * (len(todo) - done))}'
             )
-        return results
+        return [results[p['run_dir']] for p in plans]
+
+    def _label(self, plan: dict) -> str:
+        return f'{method_label(plan["method"], self.overrides)}, seed {plan["seed"]}'
+
+    def _train_all(self, plans: List[dict]):
+        """``(plan, timeline)`` of every run as it finishes: here one after the other, or in ``jobs`` processes."""
+        if self.jobs == 1 or len(plans) < 2:
+            for i, plan in enumerate(plans, 1):
+                stage(f'4/6 train {i}/{len(plans)}: {self._label(plan)} -> {plan["run_dir"]}')
+                self.train(plan['method'].config, plan['run_dir'], plan['options'])
+                yield plan, read_timeline(plan['run_dir'])
+            return
+        stage(f'4/6 training {len(plans)} runs, {self.jobs} at a time (one CPU thread each)')
+        context = multiprocessing.get_context('fork')
+        with ProcessPoolExecutor(
+            self.jobs, mp_context=context, initializer=torch.set_num_threads, initargs=(1,)
+        ) as pool:
+            futures = {pool.submit(self.train, p['method'].config, p['run_dir'], p['options']): p for p in plans}
+            for future in as_completed(futures):
+                future.result()  # a failed run stops the demo with its error
+                yield futures[future], read_timeline(futures[future]['run_dir'])
 
     def partitions(self, teacher: dict, runs: List[dict], num_images: int = 4) -> str:
         """Pictures of GDKD's teacher top-k partitions (and the GDKD loss of the GDKD student, first seed)
@@ -378,33 +411,48 @@ class Demo:
         os.makedirs(self.work_dir, exist_ok=True)
         data_meta = self.prepare_data()
         teacher = self.teacher(data_meta)
+        cache_seconds = None
+        if any(m.cached for m in self.methods):
+            cache_seconds = self.teacher_cache(teacher, data_meta)[1]
         runs = self.students(teacher, data_meta)
         partitions = self.partitions(teacher, runs)
         cost = self.cost(data_meta)
-        wall_clock = run_matched_wall_clock(self, teacher, data_meta) if self.wall_clock else None
         summary = dict(
             command=' '.join(['python', 'tools/demo.py'] + sys.argv[1:]),
             data=data_meta,
             teacher=teacher,
             teacher_config=_stem(TEACHER_CONFIG),
+            cache_seconds=cache_seconds,
             runs=runs,
             overrides=self.overrides,
             seeds=list(self.schedule.seeds),
+            val_every=self.schedule.val_every,
             partitions=partitions,
             cost_table=cost,
-            wall_clock=wall_clock,
-            student_iters=self.schedule.student_iters or Config.fromfile(self.methods[0].config).train_cfg.max_iters,
-            total_seconds=time.time() - start,
+            student_iters=self.student_iters(),
+            jobs=self.jobs,
             machine=machine(),
         )
-        with open(osp.join(self.work_dir, 'results.json'), 'w') as f:
+        summary['curves_png'] = plot_curves(
+            curve_sets(summary, self.methods),
+            teacher['mIoU'],
+            osp.join(self.work_dir, f'{self.schedule.report}_curves.png'),
+            title=f'Digit scenes: val mIoU against training time ({summary["student_iters"]} iterations)',
+        )
+        summary['total_seconds'] = time.time() - start
+        report = osp.join(self.work_dir, self.schedule.report)
+        with open(report + '.json', 'w') as f:
             json.dump(summary, f, indent=1)
         table = results_markdown(summary, self.methods)
-        with open(osp.join(self.work_dir, 'results.md'), 'w') as f:
+        with open(report + '.md', 'w') as f:
             f.write(table)
-        stage(f'6/6 results: {osp.join(self.work_dir, "results.md")} (total {fmt_duration(time.time() - start)})')
+        stage(f'6/6 results: {report}.md and {summary["curves_png"]} (total {fmt_duration(time.time() - start)})')
         print(table, flush=True)
         return summary
+
+
+def _live(method: Method) -> bool:
+    return method.distilled and not method.cached
 
 
 def partition_source(methods: List[Method], seed: int, teacher: dict, runs: List[dict]):
@@ -412,6 +460,7 @@ def partition_source(methods: List[Method], seed: int, teacher: dict, runs: List
     its teacher when GDKD ran, else the teacher alone (a plain MMSeg model: no teacher_checkpoint)."""
     gdkd = next((m for m in methods if m.key == 'GDKD'), None)
     run = next((r for r in runs if r['method'] == 'GDKD' and r['seed'] == seed), None)
-    if gdkd is not None and run is not None:
-        return gdkd.config, last_checkpoint(run['run_dir']), {'model.teacher_checkpoint': teacher['checkpoint']}
+    if gdkd is not None and run is not None:  # the live teacher draws its partitions, not the cache
+        options = {'model.teacher_checkpoint': teacher['checkpoint'], 'model.teacher_cache': None}
+        return gdkd.config, last_checkpoint(run['run_dir']), options
     return TEACHER_CONFIG, teacher['checkpoint'], {}

@@ -10,6 +10,8 @@ from mmengine.utils import ProgressBar
 from mmpretrain.registry import HOOKS as MMPRETRAIN_HOOKS
 from mmseg.registry import HOOKS
 
+from ..utils.checkpoint import atomic_write
+
 
 def _unwrap(model):
     return model.module if is_model_wrapper(model) else model
@@ -72,17 +74,38 @@ def evaluate_teacher(runner):
 @MMPRETRAIN_HOOKS.register_module()
 @HOOKS.register_module()
 class ValTimelineHook(Hook):
-    """Writes ``<work_dir>/timeline.json``: after every validation, the iteration, the training time so far
-    (wall-clock in seconds, validation excluded) and the metrics, for comparisons at matched wall-clock."""
+    """Writes ``<work_dir>/timeline.json`` after every validation: the iteration, the training time so far
+    (wall-clock in seconds, data loading included, validation excluded) and the metrics, for time-to-accuracy
+    curves. The file is rewritten atomically at each validation, so a killed run keeps its curve so far; the
+    training time is saved in each checkpoint, so a resumed run continues the clock and the curve where the
+    checkpoint left them (points after it are dropped)."""
 
     priority = 'LOW'
 
     def __init__(self, filename: str = 'timeline.json'):
         self.filename = filename
-        self.points, self._start, self._val_seconds, self._val_start = [], None, 0.0, None
+        self.points, self._offset, self._start, self._val_start, self._loaded = [], 0.0, None, None, None
+
+    def _train_seconds(self) -> float:
+        return self._offset + (time.perf_counter() - self._start if self._start is not None else 0.0)
+
+    def _path(self, runner) -> str:
+        return osp.join(runner.work_dir, self.filename)
 
     def before_train(self, runner):
+        loaded, self._loaded = self._loaded, None
+        if loaded is not None and runner.iter > 0 and runner.iter == loaded.get('iter'):  # a resume, not load_from
+            self._offset = float(loaded.get('train_seconds', 0.0))
+            if osp.isfile(self._path(runner)):
+                with open(self._path(runner)) as f:
+                    self.points = [p for p in json.load(f) if p['iter'] <= runner.iter]
         self._start = time.perf_counter()
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        checkpoint.setdefault('meta', {})['train_seconds'] = self._train_seconds()
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        self._loaded = dict(checkpoint.get('meta', {}))
 
     def before_val(self, runner):
         self._val_start = time.perf_counter()
@@ -90,18 +113,15 @@ class ValTimelineHook(Hook):
     def after_val_epoch(self, runner, metrics=None):
         if self._start is None:
             return
-        now = time.perf_counter()
-        train_seconds = now - self._start - self._val_seconds - (now - self._val_start)
+        seconds = self._train_seconds() - (time.perf_counter() - self._val_start)
+        self.points = [p for p in self.points if p['iter'] < runner.iter]
         self.points.append(
-            dict(iter=runner.iter, train_seconds=train_seconds, **{k: float(v) for k, v in (metrics or {}).items()})
+            dict(iter=runner.iter, train_seconds=seconds, **{k: float(v) for k, v in (metrics or {}).items()})
         )
+        if runner.rank == 0:
+            atomic_write(json.dumps(self.points, indent=1).encode(), self._path(runner))
 
     def after_val(self, runner):
-        if self._val_start is not None:
-            self._val_seconds += time.perf_counter() - self._val_start
-            self._val_start = None
-
-    def after_train(self, runner):
-        if runner.rank == 0:
-            with open(osp.join(runner.work_dir, self.filename), 'w') as f:
-                json.dump(self.points, f, indent=1)
+        if self._val_start is not None and self._start is not None:
+            self._offset -= time.perf_counter() - self._val_start  # validation is not training time
+        self._val_start = None
