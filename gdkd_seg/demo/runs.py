@@ -290,7 +290,7 @@ class Demo:
         run_options = dict(options, **{'randomness.seed': seed})
         if method.distilled:
             run_options['model.teacher_checkpoint'] = teacher['checkpoint']
-            if Config.fromfile(method.config).model.get('teacher_cache'):
+            if method.cached:
                 run_options['model.teacher_cache'] = self.teacher_cache(teacher, data_meta)[0]
             run_options.update(self.overrides)
         return run_options
