@@ -30,6 +30,20 @@ def test_plateau_change_looks_at_the_last_quarter_only():
     assert curves.plateau_change(flat) == pytest.approx(0.4) and curves.plateau_change(flat) < curves.PLATEAU_TOLERANCE
 
 
+def test_the_plateau_of_the_seeds_mean_averages_out_their_noise():
+    up = line(0.1, [10, 20, 30, 40, 50, 60, 59.7, 60.3])
+    down = line(0.1, [10, 20, 30, 40, 50, 60, 60.3, 59.7])
+    assert curves.plateau_change(up) == pytest.approx(0.6) == curves.plateau_change(down)
+    assert curves.plateau_change(curves.mean_curve([up, down]), key='mean') == pytest.approx(0.0)
+
+
+def test_the_plateau_trend_is_the_least_squares_rise_and_ignores_noise():
+    rising = line(0.1, [10, 20, 30, 40, 50, 60, 61, 62])  # last quarter 600..800: +1 per point
+    assert curves.plateau_trend(rising) == pytest.approx(2.0)
+    noisy = line(0.1, [10, 20, 30, 40, 50, 60, 61, 60])  # a spike, no trend
+    assert curves.plateau_trend(noisy) == pytest.approx(0.0) and curves.plateau_change(noisy) == pytest.approx(1.0)
+
+
 def test_equal_wall_clock_compares_a_slower_method_at_the_baselines_time():
     student = [line(0.1, [20, 40, 50, 52]), line(0.1, [22, 42, 52, 54])]  # ends at 40 s
     slow = [line(0.2, [30, 50, 60, 62]), line(0.2, [30, 50, 60, 62])]  # 40 s buys it two validations

@@ -17,9 +17,9 @@ from gdkd_seg.models.cls_distiller import build_classifier
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CLS = osp.join(ROOT, 'configs', 'classification')
-STUDENT = osp.join(CLS, 'resnet18w6s3_v1c_digit_crops.py')
+STUDENT = osp.join(CLS, 'resnet18w4s3_v1c_digit_crops.py')
 TEACHER = osp.join(CLS, 'resnet18w32_v1c_digit_crops.py')
-GDKD = osp.join(CLS, 'gdkd_r18w32_r18w6s3_digit_crops.py')
+GDKD = osp.join(CLS, 'gdkd_r18w32_r18w4s3_digit_crops.py')
 SEG_STUDENT = osp.join(ROOT, 'configs', 'demo', '_base_', 'fcn_student.py')
 CLEAN = dict(noise_std=(0.0, 0.0), low_res=None, num_clutter_over=(0, 0))  # nothing drawn over the centre digit
 
@@ -106,7 +106,7 @@ def test_gdkd_digit_crops_trains_end_to_end(tmp_path, single_thread):
     cfg.update(work_dir=str(tmp_path / 'w'), log_level='WARNING', train_cfg=dict(max_epochs=1, val_interval=1))
     runner = Runner.from_cfg(cfg)
     runner.train()
-    assert runner.model.student.backbone.stem[0].weight.shape == (3, 3, 3, 3)  # stem_channels // 2
+    assert runner.model.student.backbone.stem[0].weight.shape == (2, 3, 3, 3)  # stem_channels // 2
     data = runner.model.data_preprocessor(next(iter(runner.train_dataloader)), True)
     losses = runner.model(**data, mode='loss')
     assert torch.isfinite(losses['distill.logits.loss_gdkd']) and losses['distill.logits.loss_gdkd'] > 0

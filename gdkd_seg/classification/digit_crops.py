@@ -19,13 +19,13 @@ from mmpretrain.registry import DATASETS
 
 from ..datasets.digit_scenes import (
     PlacedDigit,
-    _background,
-    _blend,
-    _clutter,
-    _ink_colour,
     add_noise,
+    blend_ink,
     digit_ink,
+    draw_clutter,
+    ink_colour,
     load_digit_scans,
+    scene_background,
     split_scans,
 )
 
@@ -62,12 +62,12 @@ def _digit_shape(rng, digit_size) -> Tuple[int, int]:
 def _paste(rng, img, scans, scan, y, x, h, w, ink_threshold):
     """Paste scan ``scan`` as an ``h x w`` box at ``(y, x)`` in a random ink; only the part of the box inside
     ``img`` is drawn (neighbours reach in from outside). Returns the ink colour."""
-    colour = _ink_colour(rng)
+    colour = ink_colour(rng)
     alpha = digit_ink(scans[scan], h, w, ink_threshold)[1]
     y0, x0 = max(y, 0), max(x, 0)
     y1, x1 = min(y + h, img.shape[0]), min(x + w, img.shape[1])
     if y1 > y0 and x1 > x0:
-        _blend(img, alpha[y0 - y : y1 - y, x0 - x : x1 - x], colour, y0, x0)
+        blend_ink(img, alpha[y0 - y : y1 - y, x0 - x : x1 - x], colour, y0, x0)
     return colour
 
 
@@ -81,9 +81,9 @@ def render_crop(
 ) -> Tuple[np.ndarray, PlacedDigit]:
     """One ``size x size x 3`` uint8 RGB crop centred on a scan of ``pool``, and that digit (box in the crop)."""
     s = settings
-    img = _background(rng, size)
+    img = scene_background(rng, size)
     for _ in range(rng.integers(s['num_clutter'][0], s['num_clutter'][1] + 1)):
-        _clutter(rng, img)
+        draw_clutter(rng, img)
     scan = int(rng.choice(pool))
     h, w = _digit_shape(rng, s['digit_size'])
     cy, cx = (size // 2 + int(v) for v in rng.integers(-s['jitter'], s['jitter'] + 1, 2))  # its centre
@@ -96,7 +96,7 @@ def render_crop(
     y, x = cy - h // 2, cx - w // 2
     colour = _paste(rng, img, scans, scan, y, x, h, w, s['ink_threshold'])
     for _ in range(rng.integers(s['num_clutter_over'][0], s['num_clutter_over'][1] + 1)):
-        _clutter(rng, img)
+        draw_clutter(rng, img)
     if s['low_res'] is not None:
         side = int(rng.integers(s['low_res'][0], s['low_res'][1] + 1))
         small = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)

@@ -100,7 +100,7 @@ def _smooth_noise(rng, size: int, cells: int, channels: int) -> np.ndarray:
     return out.reshape(size, size, channels)
 
 
-def _background(rng, size: int) -> np.ndarray:
+def scene_background(rng, size: int) -> np.ndarray:
     """Paper: a light base colour with blotches and faint stripes."""
     img = rng.uniform(150, 235, 3).astype(np.float32) + 25 * _smooth_noise(rng, size, rng.integers(3, 7), 3)
     yy, xx = np.mgrid[:size, :size].astype(np.float32)
@@ -110,25 +110,25 @@ def _background(rng, size: int) -> np.ndarray:
     return img
 
 
-def _ink_colour(rng) -> np.ndarray:
+def ink_colour(rng) -> np.ndarray:
     """A dark ink of any hue."""
     return rng.uniform(0, 120, 3).astype(np.float32)
 
 
-def _blend(img: np.ndarray, alpha: np.ndarray, colour: np.ndarray, y: int, x: int) -> None:
+def blend_ink(img: np.ndarray, alpha: np.ndarray, colour: np.ndarray, y: int, x: int) -> None:
     h, w = alpha.shape
     patch = img[y : y + h, x : x + w]
     patch[:] = patch * (1 - alpha[..., None]) + colour * alpha[..., None]
 
 
-def _clutter(rng, img: np.ndarray) -> None:
+def draw_clutter(rng, img: np.ndarray) -> None:
     """A non-digit mark, labelled background: a thin ink stroke or arc, or a mid-tone stain."""
     size = img.shape[0]
     canvas = np.zeros((size, size), np.float32)
     kind = rng.integers(3)
     p = [int(v) for v in rng.integers(0, size, 4)]
     thickness = int(rng.integers(1, 4))
-    colour = _ink_colour(rng)
+    colour = ink_colour(rng)
     if kind == 0:
         cv2.line(canvas, (p[0], p[1]), (p[2], p[3]), 1.0, thickness, cv2.LINE_AA)
     elif kind == 1:
@@ -147,7 +147,7 @@ def _clutter(rng, img: np.ndarray) -> None:
     else:
         cv2.circle(canvas, (p[0], p[1]), int(rng.integers(3, 9)), 1.0, -1, cv2.LINE_AA)
         colour = rng.uniform(90, 180, 3).astype(np.float32)
-    _blend(img, np.clip(canvas, 0, 1), colour, 0, 0)
+    blend_ink(img, np.clip(canvas, 0, 1), colour, 0, 0)
 
 
 def render_scene(
@@ -170,11 +170,11 @@ def render_scene(
     label) is where its rescaled scan exceeds ``ink_threshold`` of full ink. Digits are pasted in order, so
     a later digit's ink covers (and relabels) an earlier one's.
     """
-    img = _background(rng, size)
+    img = scene_background(rng, size)
     label = np.zeros((size, size), np.uint8)
     placed = []
     for _ in range(rng.integers(num_clutter[0], num_clutter[1] + 1)):
-        _clutter(rng, img)
+        draw_clutter(rng, img)
     for _ in range(rng.integers(num_digits[0], num_digits[1] + 1)):
         scan = int(rng.choice(pool))
         h = int(rng.integers(digit_size[0], min(digit_size[1], size) + 1))
@@ -186,8 +186,8 @@ def render_scene(
             y, x = int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))
             if all(_overlap((y, x, h, w), d.box) <= max_overlap for d in placed):
                 break
-        colour = _ink_colour(rng)
-        _blend(img, alpha, colour, y, x)
+        colour = ink_colour(rng)
+        blend_ink(img, alpha, colour, y, x)
         label[y : y + h, x : x + w][ink] = targets[scan] + 1
         placed.append(PlacedDigit(int(targets[scan]), scan, (y, x, h, w), tuple(int(c) for c in colour)))
     return add_noise(rng, img, noise_std), label, placed

@@ -10,7 +10,7 @@ import statistics
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
 PLATEAU_FRACTION = 0.25  # the last quarter of a schedule
-PLATEAU_TOLERANCE = 0.5  # mIoU points a plateau may still move over that quarter
+PLATEAU_TOLERANCE = 0.5  # mIoU points a plateau may still rise over that quarter (by its trend)
 
 
 def value_at(timeline: Sequence[dict], seconds: float, key: str = 'mIoU') -> Optional[float]:
@@ -29,12 +29,27 @@ def value_at(timeline: Sequence[dict], seconds: float, key: str = 'mIoU') -> Opt
     return timeline[-1][key]
 
 
-def plateau_change(timeline: Sequence[dict], fraction: float = PLATEAU_FRACTION, key: str = 'mIoU') -> float:
-    """How far val mIoU moves (max - min) over the last ``fraction`` of the schedule's iterations, the point
-    at its start included."""
+def _tail(timeline: Sequence[dict], fraction: float) -> List[dict]:
+    """The points of the last ``fraction`` of the schedule's iterations, the point at its start included."""
     last = timeline[-1]['iter']
-    tail = [p[key] for p in timeline if p['iter'] >= (1 - fraction) * last]
+    return [p for p in timeline if p['iter'] >= (1 - fraction) * last]
+
+
+def plateau_change(timeline: Sequence[dict], fraction: float = PLATEAU_FRACTION, key: str = 'mIoU') -> float:
+    """How far val mIoU moves (max - min) over the last ``fraction`` of the schedule: trend and noise."""
+    tail = [p[key] for p in _tail(timeline, fraction)]
     return max(tail) - min(tail)
+
+
+def plateau_trend(timeline: Sequence[dict], fraction: float = PLATEAU_FRACTION, key: str = 'mIoU') -> float:
+    """How much val mIoU rises over the last ``fraction`` of the schedule by its trend: the least-squares line
+    through those points, from its first iteration to its last. Unlike :func:`plateau_change` it does not count
+    the validation noise, which alone moves a converged run's curve by about a point here."""
+    tail = _tail(timeline, fraction)
+    if len(tail) < 2:
+        return 0.0
+    slope = statistics.linear_regression([p['iter'] for p in tail], [p[key] for p in tail]).slope
+    return slope * (tail[-1]['iter'] - tail[0]['iter'])
 
 
 class Stat(NamedTuple):

@@ -54,19 +54,30 @@ def _versus(row: dict) -> str:
 
 
 def _plateau_lines(summary: dict, student: List[List[dict]]) -> List[str]:
-    teacher, changes = summary['teacher'], [curves.plateau_change(run) for run in student]
+    """The plateau check: over the last quarter of its schedule a curve's trend (least-squares rise) and its
+    max - min (trend and validation noise); the student's verdict is on the trend of its seeds' mean."""
+    teacher = summary['teacher']
+    mean = curves.mean_curve(student)
+    trend, change = curves.plateau_trend(mean, key='mean'), curves.plateau_change(mean, key='mean')
     student_end = curves.final(student)
     gap = teacher['mIoU'] - student_end.mean
-    teacher_change = curves.plateau_change(teacher['timeline']) if teacher.get('timeline') else None
+    teacher_tail = ''
+    if teacher.get('timeline'):
+        teacher_tail = (
+            f', over its last quarter a trend of {curves.plateau_trend(teacher["timeline"]):+.2f} '
+            f'(max - min {curves.plateau_change(teacher["timeline"]):.2f})'
+        )
     return [
         f'Teacher ({summary["teacher_config"]}, {teacher["iters"]} iterations, seed 0): val mIoU {teacher["mIoU"]:.2f}'
-        + (f', moving {teacher_change:.2f} over its last quarter' if teacher_change is not None else '')
+        + teacher_tail
         + (' (reused)' if teacher.get('reused') else f', trained in {fmt_duration(teacher["seconds"])}')
         + '.',
         '',
-        f'Student alone: {student_end.mean:.2f} ± {student_end.std:.2f}; its val mIoU moves '
-        f'{" / ".join(f"{c:.2f}" for c in changes)} over the last quarter of the schedule (per seed; a plateau '
-        f'is < {curves.PLATEAU_TOLERANCE}). Teacher - student: {gap:.2f} mIoU.',
+        f'Student alone: {student_end.mean:.2f} ± {student_end.std:.2f}; over the last quarter of the schedule '
+        f'the mean of its seeds has a trend of {trend:+.2f} (least-squares line; max - min {change:.2f}; per '
+        f'seed {" / ".join(f"{curves.plateau_trend(run):+.2f}" for run in student)}): a plateau '
+        f'(|trend| < {curves.PLATEAU_TOLERANCE}): {"yes" if abs(trend) < curves.PLATEAU_TOLERANCE else "no"}. '
+        f'Teacher - student: {gap:.2f} mIoU.',
     ]
 
 

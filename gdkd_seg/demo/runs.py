@@ -81,14 +81,15 @@ class Schedule(NamedTuple):
     seeds: tuple
     data: dict  # digit-scene settings (gdkd_seg.datasets.digit_scenes.DEFAULT_SETTINGS)
     val_every: int  # iterations between the validations that make the students' curves
-    teacher_val_every: int  # and the teacher's (the same for every schedule: they share one teacher)
+    teacher_val_every: int  # and the teacher's
     report: str = 'results'  # results.md, results.json and the curves' PNG get this name
 
 
-# ``--full``: the schedules of the configs (the benchmark of docs/demo.md); ``make demo``: the same teacher,
-# shorter student runs; ``--quick``: a smoke test of every stage (its numbers mean nothing).
+# ``--full``: the schedules of the configs (the benchmark of docs/demo.md); ``make demo``: a third of the
+# teacher's schedule and 5% of the students' (25 minutes on 2 cores); ``--quick``: a smoke test of every stage
+# (its numbers mean nothing).
 FULL = Schedule(None, None, seeds=(0, 1, 2), data={}, val_every=500, teacher_val_every=300, report='results_full')
-DEMO = Schedule(None, 600, seeds=(0, 1, 2), data={}, val_every=100, teacher_val_every=300)
+DEMO = Schedule(2000, 600, seeds=(0, 1, 2), data={}, val_every=100, teacher_val_every=500)
 QUICK = Schedule(120, 60, seeds=(0, 1), data=dict(num_train=400, num_val=100), val_every=20, teacher_val_every=40)
 
 
