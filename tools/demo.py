@@ -5,7 +5,7 @@
         [--verbose]
 
 1. writes the digit scenes (real handwritten digits from scikit-learn, see gdkd_seg/datasets/digit_scenes.py)
-   unless they are already there; 2. trains the DeepLabV3 teacher to its plateau, or reuses the one trained
+   unless they are already there; 2. trains the DeepLabV3 teacher (the config's schedule), or reuses the one trained
    with the same config and data; 3. caches its logits of the train scenes once; 4. trains the student alone
    and each distillation method of configs/demo/ (from the cache; GDKD also with the live teacher, one seed)
    with the same iterations, seeds and learning rate, validating every few iterations with MMSeg's IoUMetric
@@ -13,8 +13,8 @@
    ``results.md`` (with the plateau check, the table at equal iterations and equal wall-clock, the share of
    the teacher-student gap closed) and ``curves.png`` to the work dir.
 
-The default is the shorter student schedule (``make demo``); ``--full`` trains the students to their plateau
-(the configs' schedule, the benchmark of docs/demo.md); ``--quick`` shortens everything (a smoke test, its
+The default is the shorter schedule (``make demo``); ``--full`` trains for the configs' schedules (the
+benchmark of docs/demo.md); ``--quick`` shortens everything (a smoke test, its
 numbers mean little). The console shows a line per stage and MMEngine's progress lines (with ETA); full logs
 are in each run's work dir. ``--cfg-options`` overrides the config of every distilled method (a sweep: one
 setting per call, same work dir; runs with overrides go to ``<method>-<hash of the overrides>/seed<N>``).
@@ -36,7 +36,7 @@ def parse_args(argv=None, methods=None):
     length.add_argument(
         '--full',
         action='store_true',
-        help="the students to their plateau (the configs' schedule): the benchmark of docs/demo.md",
+        help="the configs' schedules (teacher 6,000, students 12,000 iterations): the benchmark of docs/demo.md",
     )
     length.add_argument(
         '--quick',

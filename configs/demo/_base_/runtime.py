@@ -15,7 +15,7 @@ log_level = 'INFO'
 load_from = None
 resume = False
 
-# From scratch, 12,000 iterations (the student alone's plateau: docs/demo.md), AdamW at lr 0.03 for every student.
+# From scratch, 12,000 iterations (how near a plateau that ends: docs/demo.md), AdamW at lr 0.03 for every student.
 # tools/demo.py (make demo) shortens the students' schedule; tools/demo.py --full keeps this one.
 max_iters = 12000
 optim_wrapper = dict(type='OptimWrapper', clip_grad=None, optimizer=dict(type='AdamW', lr=0.03, weight_decay=1e-4))
