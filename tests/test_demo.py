@@ -146,22 +146,34 @@ def test_demo_methods_come_from_the_configs_and_share_one_student_and_teacher():
         'GDKD',
         'GDKD+DIST',
         'GDKD-live',
+        'GDKD-w2=0',
         'TopKD',
         'GDKD+TSM',
         'BlockKD',
         'FKD',
         'KD-live',
         'DKD-live',
+        'student-crops',
+        'student-crops-GDKD',
     ]
     assert [m.key for m in methods if m.default] == ['student', 'KD', 'DKD', 'GDKD', 'GDKD+DIST', 'GDKD-live']
     cached = [m.key for m in methods if Config.fromfile(m.config).model.get('teacher_cache')]
-    assert cached == ['KD', 'DKD', 'GDKD', 'GDKD+DIST']  # the curves' methods; the live GDKD runs one seed
+    assert cached == ['KD', 'DKD', 'GDKD', 'GDKD+DIST', 'GDKD-w2=0']  # the live GDKD runs one seed
     assert [m.seeds for m in methods if m.key == 'GDKD-live'] == [1]
     student = Config.fromfile(methods[0].config).model
     assert not methods[0].distilled
     teacher = Config.fromfile(demo.TEACHER_CONFIG).model
     assert teacher.decode_head.type == 'ASPPHead'
+    # The pretrained starts are the student alone with another first backbone (part 3 of docs/pretraining.md).
+    starts = [m for m in methods if m.key.startswith('student-')]
+    for method in starts:
+        model = Config.fromfile(method.config).model
+        assert not method.distilled and model.backbone.init_cfg.type == 'Pretrained'
+        model.backbone.pop('init_cfg')
+        assert model == student
     for method in methods[1:]:
+        if method in starts:
+            continue
         model = Config.fromfile(method.config).model
         assert model.type == 'SegDistiller' and method.distilled
         assert model.student == student
@@ -175,6 +187,34 @@ def test_teacher_key_follows_config_overrides_and_data():
     assert key == demo.teacher_key({}, dict(meta))
     assert key != demo.teacher_key(demo.schedule_options(demo.TEACHER_CONFIG, 10, 5), meta)
     assert key != demo.teacher_key({}, dict(meta, generator_version=meta['generator_version'] + 1))
+
+
+def test_a_pretrained_start_keys_its_runs_by_the_backbone_file_and_must_exist(tmp_path):
+    method = next(m for m in demo.demo_methods() if m.key == 'student-crops')
+    backbone = tmp_path / 'backbone.pth'
+    options = {'model.backbone.init_cfg.checkpoint': str(backbone)}
+    with pytest.raises(FileNotFoundError, match='backbone.pth, which does not exist.*export_backbone'):
+        demo.run_key(method.config, options, {})
+    backbone.write_bytes(b'first export')
+    key = demo.run_key(method.config, options, {})
+    assert key == demo.run_key(method.config, options, {})
+    backbone.write_bytes(b'second export')  # same path, new weights: a new run, not a stale reuse
+    assert demo.run_key(method.config, options, {}) != key
+    assert demo.pretrained_checkpoints(dict(pretrained='open-mmlab://resnet18_v1c', a=[dict(pretrained='x.pth')])) == [
+        'x.pth'
+    ]
+
+
+def test_make_crops_backbones_writes_the_backbones_the_pretrained_starts_read():
+    starts = [m for m in demo.demo_methods() if m.key.startswith('student-crops')]
+    wanted = {p for m in starts for p in demo.pretrained_checkpoints(Config.fromfile(m.config).model)}
+    plan = subprocess.run(
+        ['make', '-n', '-B', 'crops-backbones'], cwd=demo.runs.REPO, capture_output=True, text=True, check=True
+    ).stdout
+    exports = [line.split() for line in plan.splitlines() if 'tools/export_backbone.py' in line]
+    assert {words[3] for words in exports} == wanted and len(wanted) == 2
+    # Each export is checked against the segmentation student the pretrained starts share.
+    assert all(words[-1] == 'configs/demo/student_fcn_r18w4_digits.py' for words in exports)
 
 
 def test_partitions_come_from_the_gdkd_student_or_else_the_plain_teacher(tmp_path):

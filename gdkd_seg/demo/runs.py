@@ -150,11 +150,43 @@ def last_checkpoint(run_dir: str) -> Optional[str]:
     return path if osp.isfile(path) else None
 
 
+def pretrained_checkpoints(node) -> List[str]:
+    """The local checkpoints a model config starts from: ``pretrained=`` and ``init_cfg=dict(type='Pretrained')``."""
+    found = []
+    if isinstance(node, dict):
+        if node.get('type') == 'Pretrained' and node.get('checkpoint'):
+            found.append(node['checkpoint'])
+        if isinstance(node.get('pretrained'), str):
+            found.append(node['pretrained'])
+        for value in node.values():
+            found += pretrained_checkpoints(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            found += pretrained_checkpoints(value)
+    return [path for path in found if '://' not in path]
+
+
+def file_digest(path: str) -> str:
+    with open(path, 'rb') as f:
+        return hashlib.sha1(f.read()).hexdigest()
+
+
 def run_key(config: str, options: dict, data_meta: dict) -> str:
-    """A hash of everything a run depends on: its resolved config (with overrides) and the data."""
+    """A hash of everything a run depends on: its resolved config (with overrides), the data, and the contents of
+    the checkpoints it starts from (a re-exported backbone makes a new run, not a stale reuse)."""
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(options)
+    starts = {}
+    for path in pretrained_checkpoints(cfg.model):
+        if not osp.isfile(path):
+            raise FileNotFoundError(
+                f'{config} starts from {path}, which does not exist: make it first '
+                '(docs/pretraining.md: train the crops classifier, then tools/export_backbone.py)'
+            )
+        starts[path] = file_digest(path)
     text = cfg.pretty_text + json.dumps(data_meta, sort_keys=True)
+    if starts:  # (keys of runs from scratch stay as they were)
+        text += json.dumps(starts, sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
