@@ -20,6 +20,7 @@ import mmengine
 from mmengine.config import Config
 
 from ..config import loss_declarations, resolve_model_cfg
+from ..utils import file_sha256
 
 MANIFEST = 'cache.json'
 CACHE_VERSION = 1
@@ -48,14 +49,6 @@ def cached_outputs(model_cfg) -> List[str]:
     return names
 
 
-def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 24), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def teacher_identity(model_cfg) -> dict:
     """What the cache belongs to: the teacher's resolved config (hashed) and its checkpoint (a local file
     by its SHA-256, a URL by itself)."""
@@ -63,7 +56,7 @@ def teacher_identity(model_cfg) -> dict:
     checkpoint = model_cfg.get('teacher_checkpoint')
     identity = dict(config_sha1=hashlib.sha1(teacher.encode()).hexdigest(), checkpoint=checkpoint)
     if checkpoint and osp.isfile(checkpoint):
-        identity['checkpoint_sha256'] = _file_sha256(checkpoint)
+        identity['checkpoint_sha256'] = file_sha256(checkpoint)
     return identity
 
 

@@ -29,6 +29,7 @@ from ..cache_builder import build_teacher_cache
 from ..datasets import prepare_digit_scenes
 from ..datasets.digit_scenes import read_meta
 from ..deploy import cost_table_markdown, model_cost
+from ..utils import file_sha256
 from ..visualization import visualize_partitions
 from .curves import plot_curves
 from .report import curve_sets, fmt_duration, method_label, results_markdown, stage
@@ -166,11 +167,6 @@ def pretrained_checkpoints(node) -> List[str]:
     return [path for path in found if '://' not in path]
 
 
-def file_digest(path: str) -> str:
-    with open(path, 'rb') as f:
-        return hashlib.sha1(f.read()).hexdigest()
-
-
 def run_key(config: str, options: dict, data_meta: dict) -> str:
     """A hash of everything a run depends on: its resolved config (with overrides), the data, and the contents of
     the checkpoints it starts from (a re-exported backbone makes a new run, not a stale reuse)."""
@@ -183,7 +179,7 @@ def run_key(config: str, options: dict, data_meta: dict) -> str:
                 f'{config} starts from {path}, which does not exist: make it first '
                 '(docs/pretraining.md: train the crops classifier, then tools/export_backbone.py)'
             )
-        starts[path] = file_digest(path)
+        starts[path] = file_sha256(path)
     text = cfg.pretty_text + json.dumps(data_meta, sort_keys=True)
     if starts:  # (keys of runs from scratch stay as they were)
         text += json.dumps(starts, sort_keys=True)

@@ -17,6 +17,7 @@ names every key of a state dict that does not fit a model.
 """
 
 import functools
+import hashlib
 import os
 import os.path as osp
 import pickle
@@ -40,6 +41,7 @@ __all__ = [
     'check_state_dict_fits',
     'AtomicLocalBackend',
     'atomic_write',
+    'file_sha256',
 ]
 
 
@@ -266,3 +268,12 @@ def check_state_dict_fits(
     if hint:
         lines.append(hint)
     raise error('\n'.join(lines))
+
+
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file, read in 16 MiB blocks (checkpoints can be large)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 24), b''):
+            digest.update(block)
+    return digest.hexdigest()
