@@ -10,7 +10,8 @@ samples, label values, class counts) and run MMEngine's Runner. What they add to
 
 * a checkpoint given to ``test`` (or as ``load_from``) must fit the config's model exactly: a distiller
   checkpoint with a plain config, or the reverse, is named as such, and any missing, unexpected or
-  mis-shaped key stops with the list;
+  mis-shaped key stops with the list; a local ``Pretrained`` init (e.g. an exported backbone) must hold a
+  weight of the right shape for every weight of its module;
 * training stops at the first non-finite loss (``NonFiniteLossHook``) and a resumed run continues with
   the saved random states (``RandomStateHook``), so that it ends with the weights of an uninterrupted run;
 * with ``model.teacher_cache`` the train pipeline loads the cached teacher logits and carries them through
@@ -150,6 +151,41 @@ def load_checkpoint_strictly(model, checkpoint: str, config: str) -> None:
     load_state_dict(_unwrap(model), check_checkpoint_fits(model, checkpoint, config), strict=True)
 
 
+def _pretrained_inits(model):
+    """``(module name, module, Pretrained init_cfg)`` of every module the model starts from a checkpoint."""
+    for name, module in _unwrap(model).named_modules():
+        init_cfg = getattr(module, 'init_cfg', None)
+        for init in init_cfg if isinstance(init_cfg, list) else [init_cfg]:
+            if isinstance(init, dict) and init.get('type') == 'Pretrained' and init.get('checkpoint'):
+                yield name, module, init
+
+
+def check_pretrained_fits(model, config: str) -> None:
+    """Every local checkpoint of a ``Pretrained`` init must fit its module. MMEngine loads these non-strictly: a
+    backbone of another width only logs a warning and the run trains from scratch under the pretrained config's
+    name. Extra keys (an ImageNet head) are allowed; URLs are left to MMEngine, which downloads them."""
+    for name, module, init in _pretrained_inits(model):
+        path = init['checkpoint']
+        if '://' in path:
+            continue
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{config}: {name or "the model"} starts from {path}, which does not exist')
+        state = state_dict_of(CheckpointLoader.load_checkpoint(path, map_location='cpu'))
+        prefix = init.get('prefix')
+        if prefix:
+            prefix = prefix if prefix.endswith('.') else prefix + '.'
+            state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        check_state_dict_fits(
+            module,
+            state,
+            path,
+            f'the {name or "model"} of {config} (its Pretrained init_cfg)',
+            'Export the backbone of a network with this architecture and width (tools/export_backbone.py '
+            '--check-config CONFIG checks it), or fix the init_cfg prefix.',
+            allow_unexpected=True,
+        )
+
+
 def _checkpoint_step(path: str) -> int:
     match = re.search(r'(\d+)\.pth$', osp.basename(path))
     return int(match.group(1)) if match else -1
@@ -220,6 +256,7 @@ def train(
         check_data(cfg, ('train_dataloader', 'val_dataloader'))
         add_safety_hooks(cfg)
         runner = build_runner(cfg)
+        check_pretrained_fits(runner.model, config)
         if cfg.get('load_from') and not cfg.resume:
             check_checkpoint_fits(runner.model, cfg.load_from, config)
         train_with_recovery(runner)

@@ -205,6 +205,42 @@ def test_a_pretrained_start_keys_its_runs_by_the_backbone_file_and_must_exist(tm
     ]
 
 
+def test_a_pretrained_start_from_a_backbone_of_another_width_stops_before_training(tmp_path):
+    # MMEngine's Pretrained init loads non-strictly (a warning, then training from scratch); train() refuses.
+    import torch
+    from mmseg.registry import MODELS
+
+    from gdkd_seg import runner
+    from gdkd_seg.utils import CheckpointMismatchError
+
+    root = str(tmp_path / 'scenes')
+    prepare_digit_scenes(root, **SMALL)
+    method = next(m for m in demo.demo_methods() if m.key == 'student-crops')
+    backbone_cfg = dict(Config.fromfile(method.config).model.backbone, init_cfg=None)
+    data = {f'{split}_dataloader.dataset.data_root': root for split in ('train', 'val', 'test')}
+    options = dict(data, **demo.schedule_options(method.config, 1, 1))
+
+    def start_from(backbone, name):
+        path = str(tmp_path / name)
+        torch.save({'state_dict': backbone}, path)
+        opts = dict(options, **{'model.backbone.init_cfg.checkpoint': path})
+        return runner.train(method.config, opts, work_dir=str(tmp_path / name[:-4]))
+
+    wide = MODELS.build(dict(backbone_cfg, stem_channels=6, base_channels=6)).state_dict()
+    with pytest.raises(CheckpointMismatchError, match=r'(?s)wide\.pth does not fit the backbone of .*stem\.0\.weight'):
+        start_from(wide, 'wide.pth')
+    fitting = MODELS.build(backbone_cfg).state_dict()
+    partial = {k: v for k, v in fitting.items() if not k.startswith('layer3.')}
+    with pytest.raises(CheckpointMismatchError, match=r'(?s)missing in checkpoint .*layer3\.'):
+        start_from(partial, 'partial.pth')
+    # The right width trains, from exactly those weights; an extra head (an ImageNet checkpoint's) is allowed.
+    fitting = {k: v + 1 if v.is_floating_point() else v for k, v in fitting.items()}
+    trained = start_from(dict(fitting, **{'fc.weight': torch.zeros(10, 16)}), 'fitting.pth')
+    assert trained.iter == 1
+    stem = trained.model.backbone.stem[0].weight.detach()
+    assert torch.allclose(stem, fitting['stem.0.weight'], atol=0.05)  # one SGD step from the loaded weights
+
+
 def test_make_crops_backbones_writes_the_backbones_the_pretrained_starts_read():
     starts = [m for m in demo.demo_methods() if m.key.startswith('student-crops')]
     wanted = {p for m in starts for p in demo.pretrained_checkpoints(Config.fromfile(m.config).model)}

@@ -231,16 +231,23 @@ def state_dict_of(checkpoint) -> dict:
 
 
 def check_state_dict_fits(
-    model: torch.nn.Module, state_dict: dict, source: str, target: str, hint: str = '', error=CheckpointMismatchError
+    model: torch.nn.Module,
+    state_dict: dict,
+    source: str,
+    target: str,
+    hint: str = '',
+    error=CheckpointMismatchError,
+    allow_unexpected: bool = False,
 ) -> None:
     """Raise ``error`` naming every missing, unexpected or mis-shaped key of ``state_dict`` for ``model``.
 
     ``source`` names the checkpoint, ``target`` what it should fit (e.g. 'the teacher config'), ``hint`` the
     fix; where only the classifier's output size differs, the message says so with both class counts.
+    ``allow_unexpected`` accepts extra keys (a pretrained backbone's classification head).
     """
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
+    unexpected = [] if allow_unexpected else sorted(set(state_dict) - set(expected))
     mismatched = [
         (k, tuple(state_dict[k].shape), tuple(expected[k].shape))
         for k in expected
