@@ -274,6 +274,25 @@ def test_partitions_come_from_the_gdkd_student_or_else_the_plain_teacher(tmp_pat
     assert demo.partition_source(without, 0, teacher, runs[:1]) == (demo.TEACHER_CONFIG, teacher['checkpoint'], {})
 
 
+def test_student_iters_sets_the_students_schedule_and_their_run_dirs(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location('demo_tool', osp.join(REPO, 'tools', 'demo.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    made = []
+    monkeypatch.setattr(demo.Demo, 'run', lambda self: made.append(self))
+    for extra in ([], ['--student-iters', '24000']):
+        tool.main(['--full', '--methods', 'student', '--work-dir', str(tmp_path)] + extra)
+    full, longer = made
+    assert [m.key for m in longer.methods] == ['student'] and longer.schedule.seeds == full.schedule.seeds
+    assert (full.student_iters(), longer.student_iters()) == (12000, 24000)
+    assert longer.run_dir(longer.methods[0], 1) == osp.join(str(tmp_path), '24000it', 'student', 'seed1')
+    assert longer.schedule.teacher_iters == full.schedule.teacher_iters  # the same teacher
+    options = demo.schedule_options(longer.methods[0].config, longer.schedule.student_iters, 500)
+    assert options['train_cfg.max_iters'] == options['param_scheduler.0.end'] == 24000
+
+
 def test_cfg_options_reach_the_distilled_runs_only_and_get_their_own_run_dirs(tmp_path):
     methods = demo.demo_methods()
     student, gdkd = methods[0], next(m for m in methods if m.key == 'GDKD')

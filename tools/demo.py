@@ -1,7 +1,8 @@
 """The embedded demo: the whole distillation pipeline on digit scenes, on a laptop CPU, as time-to-accuracy curves.
 
     python tools/demo.py [--full | --quick] [--work-dir work_dirs/demo] [--data-root data/digit_scenes]
-        [--seeds 0 1 2] [--methods KD DKD GDKD GDKD+DIST GDKD-live] [--jobs 2] [--cfg-options KEY=VALUE ...]
+        [--seeds 0 1 2] [--student-iters N] [--methods KD DKD GDKD GDKD+DIST GDKD-live] [--jobs 2]
+        [--cfg-options KEY=VALUE ...]
         [--verbose]
 
 1. writes the digit scenes (real handwritten digits from scikit-learn, see gdkd_seg/datasets/digit_scenes.py)
@@ -47,6 +48,12 @@ def parse_args(argv=None, methods=None):
     parser.add_argument('--data-root', default='data/digit_scenes', help='where the digit scenes are written')
     parser.add_argument('--seeds', type=int, nargs='+', help='seeds of the student runs (default 0 1 2)')
     parser.add_argument(
+        '--student-iters',
+        type=int,
+        help="the students' schedule in iterations (the poly decay ends there; runs go to <work dir>/<N>it), "
+        'e.g. --full --methods student --student-iters 24000 for a longer plateau check',
+    )
+    parser.add_argument(
         '--methods',
         nargs='+',
         choices=[m.key for m in methods],
@@ -84,6 +91,8 @@ def main(argv=None):
         args.data_root = 'data/digit_scenes_quick'  # smaller settings: keep the full set's cache intact
     if args.seeds:
         schedule = schedule._replace(seeds=tuple(args.seeds))
+    if args.student_iters:
+        schedule = schedule._replace(student_iters=args.student_iters)
     chosen = [m for m in methods if m is methods[0] or (m.key in args.methods if args.methods else m.default)]
     demo = Demo(
         args.work_dir, args.data_root, schedule, chosen, args.verbose, args.cfg_options, methods, jobs=args.jobs
