@@ -6,9 +6,12 @@ import json
 import os
 import os.path as osp
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+import torch
 from helpers import runner_cfg, save_random_segmentor, tiny_segmentor, write_seg_folder
 from mmengine.dataset import Compose, pseudo_collate
 from mmseg.registry import MODELS
@@ -18,7 +21,7 @@ from gdkd_seg import runner as gdkd_runner
 from gdkd_seg.cache_builder import build_teacher_cache
 from gdkd_seg.config import load_config
 from gdkd_seg.datasets.teacher_cache import TeacherCacheError, read_manifest
-from gdkd_seg.datasets.teacher_logits import cache_file
+from gdkd_seg.datasets.teacher_logits import LoadTeacherLogits, TeacherLogits, cache_file
 from gdkd_seg.models.teacher import FrozenTeacher
 
 LOGITS = 'decode_head.conv_seg'
@@ -311,3 +314,57 @@ def test_cached_logits_land_where_the_images_pixels_land(tmp_path):
                     assert abs(logits[0, i, j] - x) <= 0.5 + 1 / scale and abs(logits[1, i, j] - y) <= 0.5 + 1 / scale
                     checked += 1
     assert checked > 1000 and flips == {None, 'horizontal', 'vertical'}
+
+
+def test_an_unresized_uncropped_image_gets_the_cached_cells_unresampled():
+    cached = {'logits': np.random.RandomState(0).randn(3, 4, 6).astype(np.float16)}
+    direct = TeacherLogits(cached, 8, 1.0, 1.0).sample((32, 48))['logits']
+    assert direct.dtype == torch.float16 and torch.equal(direct, torch.from_numpy(cached['logits']))
+    resampled = TeacherLogits(cached, 8, 1.0, 1.0)
+    resampled._is_identity = lambda *_: False  # the bilinear path lands exactly on the cell centres
+    assert torch.equal(resampled.sample((32, 48))['logits'], direct)
+    flipped = TeacherLogits(cached, 8, 1.0, 1.0)
+    flipped.flipped('horizontal', (32, 48))
+    assert torch.equal(flipped.sample((32, 48))['logits'], direct.flip(-1))
+    direct[0, 0, 0] = 100  # a sample is a copy: the kept cache stays as built
+    assert cached['logits'][0, 0, 0] != 100
+
+
+def test_logits_read_once_are_kept_in_memory_up_to_memory_mb(tmp_path, setup):
+    """Each file is read from disk once while the kept logits fit ``memory_mb``; the rest every time."""
+    root, _, config = setup
+    path = config(cache=tmp_path / 'cache')
+    build_teacher_cache(path)
+    image_dir = osp.join(root, 'img_dir', 'train')
+    images = sorted(glob.glob(osp.join(image_dir, '*.png')))
+    one_file = np.load(cache_file(str(tmp_path / 'cache'), images[0], image_dir))[LOGITS].nbytes
+
+    def loader(memory_mb):
+        load = Compose([dict(type='LoadImageFromFile')]).transforms[0]
+        logits = LoadTeacherLogits(str(tmp_path / 'cache'), image_dir, [LOGITS], 8, memory_mb=memory_mb)
+        return lambda image: logits(load(dict(img_path=image)))['teacher_logits'].arrays[LOGITS]
+
+    kept_all, kept_two, kept_none = loader(256), loader(2.5 * one_file / 2**20), loader(0)
+    first = [kept_all(image) for image in images]
+    for read in (kept_two, kept_none):
+        for image in images:
+            read(image)
+    shutil.rmtree(tmp_path / 'cache' / 'logits')
+    assert all(np.array_equal(kept_all(image), logits) for image, logits in zip(images, first))
+    assert [np.array_equal(kept_two(image), logits) for image, logits in zip(images[:2], first)] == [True, True]
+    for read, image in ((kept_two, images[2]), (kept_none, images[0])):
+        with pytest.raises(TeacherCacheError, match='has no logits for .*Rebuild it with'):
+            read(image)
+
+
+def test_the_data_benchmark_times_the_student_and_the_cached_pipelines(tmp_path, setup):
+    _, _, config = setup
+    path = config(cache=tmp_path / 'cache')
+    build_teacher_cache(path)
+    run = [sys.executable, 'tools/benchmark_data.py', path, '--samples', '4', '--repeats', '1']
+    out = subprocess.run(run, capture_output=True, text=True, check=True).stdout
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[2:]}
+    assert list(rows) == ['student', 'cached-disk', 'cached'] and rows['student'][1] == '1.000'
+    assert all(float(ms) > 0 and float(ratio) > 0 for ms, ratio in rows.values())
+    no_cache = subprocess.run(run[:2] + [config(name='live')], capture_output=True, text=True)
+    assert no_cache.returncode != 0 and 'trains from no teacher cache' in no_cache.stderr

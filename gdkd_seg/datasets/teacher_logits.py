@@ -57,10 +57,22 @@ class TeacherLogits:
         if direction in ('vertical', 'diagonal'):
             self.by, self.ay = self.by + self.ay * height, -self.ay
 
+    def _is_identity(self, out_h: int, out_w: int) -> bool:
+        return (
+            self.ax * self.stride == 1.0
+            and self.ay * self.stride == 1.0
+            and self.bx == 0.0
+            and self.by == 0.0
+            and all(array.shape[1:] == (out_h, out_w) for array in self.arrays.values())
+        )
+
     def sample(self, shape) -> Dict[str, torch.Tensor]:
         """The logits of an image of ``shape`` (h, w) as the teacher would output them: ``ceil(h / stride)`` x
         ``ceil(w / stride)`` cells, each the cached logits at the cell's centre (bilinear)."""
         out_h, out_w = math.ceil(shape[0] / self.stride), math.ceil(shape[1] / self.stride)
+        if self._is_identity(out_h, out_w):
+            # the image is the cached one, unresized and uncropped: the cells are the cached ones
+            return {name: torch.tensor(array, dtype=torch.float16) for name, array in self.arrays.items()}
         xs = self.ax * (torch.arange(out_w, dtype=torch.float64) + 0.5) * self.stride + self.bx
         ys = self.ay * (torch.arange(out_h, dtype=torch.float64) + 0.5) * self.stride + self.by
         sampled = {}
@@ -92,23 +104,45 @@ class LoadTeacherLogits(BaseTransform):
         img_dir (str): the data set's image folder (the cache is keyed by the path under it).
         outputs (Sequence[str]): the teacher outputs to load (e.g. ``'decode_head.conv_seg'``).
         stride (float): the teacher's output stride (the cache's).
+        memory_mb (float): how many MB of logits each data-loading process keeps in memory once read, so that
+            later epochs do not read them again; a cache larger than that (Cityscapes' is GBs) is read from
+            disk for the rest. 0: read every time.
     """
 
-    def __init__(self, cache_dir: str, img_dir: str, outputs: Sequence[str], stride: float, config: str = 'CONFIG'):
+    def __init__(
+        self,
+        cache_dir: str,
+        img_dir: str,
+        outputs: Sequence[str],
+        stride: float,
+        config: str = 'CONFIG',
+        memory_mb: float = 256,
+    ):
         self.cache_dir, self.img_dir, self.outputs, self.stride = cache_dir, img_dir, list(outputs), stride
         self.rebuild = f'python tools/cache_teacher.py {config} --out {cache_dir}'
+        self.memory_bytes = memory_mb * 2**20
+        self._kept: Dict[str, tuple] = {}
+        self._kept_bytes = 0
 
     def transform(self, results: dict) -> dict:
         path = cache_file(self.cache_dir, results['img_path'], self.img_dir)
-        if not osp.isfile(path):
-            raise TeacherCacheError(
-                f'The teacher cache {self.cache_dir} has no logits for {results["img_path"]} ({path}): it was '
-                f'built for other images. Rebuild it with {self.rebuild}'
-            )
-        arrays, (base_h, base_w) = self._read(path)
+        arrays, (base_h, base_w) = self._kept.get(path) or self._read_and_keep(path, results['img_path'])
         height, width = results['img'].shape[:2]
         results['teacher_logits'] = TeacherLogits(arrays, self.stride, base_w / width, base_h / height)
         return results
+
+    def _read_and_keep(self, path: str, img_path: str) -> tuple:
+        if not osp.isfile(path):
+            raise TeacherCacheError(
+                f'The teacher cache {self.cache_dir} has no logits for {img_path} ({path}): it was built for other '
+                f'images. Rebuild it with {self.rebuild}'
+            )
+        entry = self._read(path)
+        size = sum(array.nbytes for array in entry[0].values())
+        if self._kept_bytes + size <= self.memory_bytes:
+            self._kept[path] = entry
+            self._kept_bytes += size
+        return entry
 
     def _read(self, path: str):
         """The cached logits of the outputs and the base shape; a damaged file is named, with the command that
