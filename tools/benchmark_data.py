@@ -20,6 +20,7 @@ Example::
 """
 
 import argparse
+import copy
 import statistics
 import time
 
@@ -39,16 +40,17 @@ def datasets(config: str, options: dict) -> dict:
     init_default_scope(plain.get('default_scope', 'mmseg'))
     if not plain.model.get('teacher_cache'):
         raise SystemExit(f'{config} trains from no teacher cache: give model.teacher_cache=DIR in --cfg-options')
-    built = {'student': DATASETS.build(plain.train_dataloader.dataset)}
-    for name, memory_mb in (('cached-disk', 0), ('cached', None)):
-        cfg = load_config(config, options)
-        use_teacher_cache(cfg, config)
-        if memory_mb is not None:
-            for transform in cfg.train_dataloader.dataset.pipeline:
-                if transform['type'] == 'LoadTeacherLogits':
-                    transform['memory_mb'] = memory_mb
-        built[name] = DATASETS.build(cfg.train_dataloader.dataset)
-    return built
+    cached = load_config(config, options)
+    use_teacher_cache(cached, config)  # checks the cache (hashing the teacher checkpoint) once
+    from_disk = copy.deepcopy(cached.train_dataloader.dataset)
+    for transform in from_disk.pipeline:
+        if transform['type'] == 'LoadTeacherLogits':
+            transform['memory_mb'] = 0
+    return {
+        'student': DATASETS.build(plain.train_dataloader.dataset),
+        'cached-disk': DATASETS.build(from_disk),
+        'cached': DATASETS.build(cached.train_dataloader.dataset),
+    }
 
 
 def time_per_sample(dataset, indices) -> float:
