@@ -282,11 +282,12 @@ def test_student_iters_sets_the_students_schedule_and_their_run_dirs(tmp_path, m
     spec.loader.exec_module(tool)
     made = []
     monkeypatch.setattr(demo.Demo, 'run', lambda self: made.append(self))
-    for extra in ([], ['--student-iters', '24000']):
+    for extra in ([], ['--student-iters', '24000', '--val-every', '1000']):
         tool.main(['--full', '--methods', 'student', '--work-dir', str(tmp_path)] + extra)
     full, longer = made
+    assert (full.schedule.val_every, longer.schedule.val_every) == (2000, 1000)
     assert [m.key for m in longer.methods] == ['student'] and longer.schedule.seeds == full.schedule.seeds
-    assert (full.student_iters(), longer.student_iters()) == (12000, 24000)
+    assert (full.student_iters(), longer.student_iters()) == (48000, 24000)
     assert longer.run_dir(longer.methods[0], 1) == osp.join(str(tmp_path), '24000it', 'student', 'seed1')
     assert longer.schedule.teacher_iters == full.schedule.teacher_iters  # the same teacher
     options = demo.schedule_options(longer.methods[0].config, longer.schedule.student_iters, 500)

@@ -89,7 +89,7 @@ class Schedule(NamedTuple):
 # ``--full``: the schedules of the configs (the benchmark of docs/demo.md); ``make demo``: a third of the
 # teacher's schedule and 5% of the students' (25 minutes on 2 cores); ``--quick``: a smoke test of every stage
 # (its numbers mean nothing).
-FULL = Schedule(None, None, seeds=(0, 1, 2), data={}, val_every=500, teacher_val_every=300, report='results_full')
+FULL = Schedule(None, None, seeds=(0, 1, 2), data={}, val_every=2000, teacher_val_every=750, report='results_full')
 DEMO = Schedule(2000, 600, seeds=(0, 1, 2), data={}, val_every=100, teacher_val_every=500)
 QUICK = Schedule(120, 60, seeds=(0, 1), data=dict(num_train=400, num_val=100), val_every=20, teacher_val_every=40)
 

@@ -15,9 +15,9 @@ log_level = 'INFO'
 load_from = None
 resume = False
 
-# From scratch, 12,000 iterations (how near a plateau that ends: docs/demo.md), AdamW at lr 0.03 for every student.
-# tools/demo.py (make demo) shortens the students' schedule; tools/demo.py --full keeps this one.
-max_iters = 12000
+# From scratch, 48,000 iterations, where the student alone reaches its plateau (docs/demo.md), AdamW at lr 0.03 for
+# every student. tools/demo.py (make demo) shortens the students' schedule; tools/demo.py --full keeps this one.
+max_iters = 48000
 optim_wrapper = dict(type='OptimWrapper', clip_grad=None, optimizer=dict(type='AdamW', lr=0.03, weight_decay=1e-4))
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
