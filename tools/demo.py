@@ -29,6 +29,13 @@ from mmengine.config import DictAction
 from gdkd_seg.demo import DEMO, FULL, QUICK, Demo, demo_methods
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be a positive number of iterations, got {text}')
+    return value
+
+
 def parse_args(argv=None, methods=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -49,14 +56,15 @@ def parse_args(argv=None, methods=None):
     parser.add_argument('--seeds', type=int, nargs='+', help='seeds of the student runs (default 0 1 2)')
     parser.add_argument(
         '--student-iters',
-        type=int,
+        type=positive_int,
         help="the students' schedule in iterations (the poly decay ends there; runs go to <work dir>/<N>it), "
         'e.g. --full --methods student --student-iters 24000 for a longer plateau check',
     )
     parser.add_argument(
         '--val-every',
-        type=int,
-        help='iterations between the validations of the student runs (default: 2000 with --full, 100 without); '
+        type=positive_int,
+        help='iterations between the validations of the student runs (default: '
+        f'{FULL.val_every} with --full, {DEMO.val_every} without, {QUICK.val_every} with --quick); '
         'e.g. 500 with --student-iters 12000 for 24 points per curve',
     )
     parser.add_argument(

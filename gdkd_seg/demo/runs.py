@@ -86,8 +86,8 @@ class Schedule(NamedTuple):
     report: str = 'results'  # results.md, results.json and the curves' PNG get this name
 
 
-# ``--full``: the schedules of the configs (the benchmark of docs/demo.md); ``make demo``: a third of the
-# teacher's schedule and 5% of the students' (25 minutes on 2 cores); ``--quick``: a smoke test of every stage
+# ``--full``: the schedules of the configs (the benchmark of docs/demo.md); ``make demo``: a ninth of the
+# teacher's schedule and 1.25% of the students' (25 minutes on 2 cores); ``--quick``: a smoke test of every stage
 # (its numbers mean nothing).
 FULL = Schedule(None, None, seeds=(0, 1, 2), data={}, val_every=2000, teacher_val_every=750, report='results_full')
 DEMO = Schedule(2000, 600, seeds=(0, 1, 2), data={}, val_every=100, teacher_val_every=500)
