@@ -286,7 +286,7 @@ def test_student_iters_sets_the_students_schedule_and_their_run_dirs(tmp_path, m
         tool.main(['--full', '--methods', 'student', '--work-dir', str(tmp_path)] + extra)
     full, longer = made
     assert (full.schedule.val_every, longer.schedule.val_every) == (2000, 1000)
-    for bad in (['--val-every', '0'], ['--student-iters', '-5']):  # not silently ignored
+    for bad in (['--val-every', '0'], ['--student-iters', '-5'], ['--val-every', 'abc']):  # not silently ignored
         with pytest.raises(SystemExit):
             tool.main(['--full', '--work-dir', str(tmp_path)] + bad)
     assert len(made) == 2

@@ -30,7 +30,10 @@ from gdkd_seg.demo import DEMO, FULL, QUICK, Demo, demo_methods
 
 
 def positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f'must be a positive number of iterations, got {text}')
     return value
