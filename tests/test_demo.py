@@ -11,6 +11,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import torch
 from mmengine.config import Config
 from mmseg.registry import DATASETS
 from PIL import Image
@@ -282,14 +283,25 @@ def test_student_iters_sets_the_students_schedule_and_their_run_dirs(tmp_path, m
     spec.loader.exec_module(tool)
     made = []
     monkeypatch.setattr(demo.Demo, 'run', lambda self: made.append(self))
-    for extra in ([], ['--student-iters', '24000', '--val-every', '1000']):
+    for extra in (
+        [],
+        ['--student-iters', '24000', '--val-every', '1000'],
+        ['--teacher-iters', '64000', '--teacher-val-every', '2000'],
+    ):
         tool.main(['--full', '--methods', 'student', '--work-dir', str(tmp_path)] + extra)
-    full, longer = made
+    full, longer, longer_teacher = made
     assert (full.schedule.val_every, longer.schedule.val_every) == (2000, 1000)
-    for bad in (['--val-every', '0'], ['--student-iters', '-5'], ['--val-every', 'abc']):  # not silently ignored
+    bad_options = (['--val-every', '0'], ['--student-iters', '-5'], ['--val-every', 'abc'], ['--teacher-iters', '0'])
+    for bad in bad_options:  # not silently ignored
         with pytest.raises(SystemExit):
             tool.main(['--full', '--work-dir', str(tmp_path)] + bad)
-    assert len(made) == 2
+    assert len(made) == 3
+    assert (full.schedule.teacher_iters, full.schedule.teacher_val_every) == (None, 750)  # the config's schedule
+    assert (longer_teacher.schedule.teacher_iters, longer_teacher.schedule.teacher_val_every) == (64000, 2000)
+    assert longer_teacher.student_iters() == 48000
+    teacher_options = demo.schedule_options(demo.TEACHER_CONFIG, 64000, 2000)
+    assert teacher_options['train_cfg.max_iters'] == teacher_options['param_scheduler.0.end'] == 64000
+    assert teacher_options['train_cfg.val_interval'] == 2000
     assert [m.key for m in longer.methods] == ['student'] and longer.schedule.seeds == full.schedule.seeds
     assert (full.student_iters(), longer.student_iters()) == (48000, 24000)
     assert longer.run_dir(longer.methods[0], 1) == osp.join(str(tmp_path), '24000it', 'student', 'seed1')
@@ -429,6 +441,41 @@ def test_quick_demo_end_to_end(tmp_path):
     assert teacher['reused'] and teacher['checkpoint'] == summary['teacher']['checkpoint']
     second.train = None  # any training now would fail
     assert second.students(teacher, read_meta(str(data))) == summary['runs']
+
+    # A run killed after 40 of its 60 iterations continues from its checkpoint of iteration 40, exactly.
+    run_dir = work / '60it' / 'student' / 'seed0'
+    assert sorted(p.name for p in run_dir.glob('iter_*.pth')) == ['iter_40.pth', 'iter_60.pth']  # the last two
+    (run_dir / 'result.json').unlink()
+    (run_dir / 'iter_60.pth').unlink()
+    (run_dir / 'last_checkpoint').write_text(str(run_dir / 'iter_40.pth'))
+    student = next(m for m in default_methods if m.key == 'student')
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the demo's runs trained (--jobs 2: one thread each)
+    try:
+        (resumed,) = demo.Demo(str(work), str(data), demo.QUICK._replace(seeds=(0,)), [student]).students(
+            teacher, read_meta(str(data))
+        )
+    finally:
+        torch.set_num_threads(threads)
+    original = next(r for r in summary['runs'] if r['method'] == 'student' and r['seed'] == 0)
+    assert resumed['timeline'][:2] == original['timeline'][:2]  # kept as they were, clock included
+    assert resumed['timeline'][2]['train_seconds'] > original['timeline'][1]['train_seconds']
+    assert [p['mIoU'] for p in resumed['timeline']] == [p['mIoU'] for p in original['timeline']]
+    assert (run_dir / 'iter_60.pth').is_file()
+
+
+def test_a_run_dir_resumes_only_an_interrupted_run_of_the_same_key(tmp_path):
+    run_dir = tmp_path / 'run'
+    assert not demo.prepare_run_dir(str(run_dir), 'aaa')  # a new run
+    (run_dir / 'iter_20.pth').write_bytes(b'weights')
+    (run_dir / 'last_checkpoint').write_text(str(run_dir / 'iter_20.pth'))
+    assert demo.prepare_run_dir(str(run_dir), 'aaa')  # interrupted: continue
+    assert demo.last_checkpoint(str(run_dir)) == str(run_dir / 'iter_20.pth')
+    # Another config or data: start afresh, and never resume the old run's checkpoint later either.
+    assert not demo.prepare_run_dir(str(run_dir), 'bbb')
+    assert demo.last_checkpoint(str(run_dir)) is None
+    assert not demo.prepare_run_dir(str(run_dir), 'bbb')
+    assert (run_dir / 'run_key').read_text() == 'bbb'
 
 
 def test_resolution_ceiling_is_exact_for_uniform_labels_and_lower_for_finer_ones(tmp_path):

@@ -1,7 +1,8 @@
 """The embedded demo: the whole distillation pipeline on digit scenes, on a laptop CPU, as time-to-accuracy curves.
 
     python tools/demo.py [--full | --quick] [--work-dir work_dirs/demo] [--data-root data/digit_scenes]
-        [--seeds 0 1 2] [--student-iters N] [--val-every N] [--methods KD DKD GDKD GDKD+DIST GDKD-live] [--jobs 2]
+        [--seeds 0 1 2] [--student-iters N] [--val-every N] [--teacher-iters N] [--teacher-val-every N]
+        [--methods KD DKD GDKD GDKD+DIST GDKD-live] [--jobs 2]
         [--cfg-options KEY=VALUE ...]
         [--verbose]
 
@@ -71,6 +72,20 @@ def parse_args(argv=None, methods=None):
         'e.g. 500 with --student-iters 12000 for 24 points per curve',
     )
     parser.add_argument(
+        '--teacher-iters',
+        type=positive_int,
+        help="the teacher's schedule in iterations (a plateau check of the teacher), e.g. --full --methods student "
+        '--teacher-iters 64000 --teacher-val-every 2000 --work-dir work_dirs/teacher64k; give it its own '
+        "--work-dir: the distilled students' folders do not name their teacher, so a run from another teacher "
+        'would be trained again over them',
+    )
+    parser.add_argument(
+        '--teacher-val-every',
+        type=positive_int,
+        help=f'iterations between the validations of the teacher (default: {FULL.teacher_val_every} with --full, '
+        f'{DEMO.teacher_val_every} without, {QUICK.teacher_val_every} with --quick)',
+    )
+    parser.add_argument(
         '--methods',
         nargs='+',
         choices=[m.key for m in methods],
@@ -112,6 +127,10 @@ def main(argv=None):
         schedule = schedule._replace(student_iters=args.student_iters)
     if args.val_every:
         schedule = schedule._replace(val_every=args.val_every)
+    if args.teacher_iters:
+        schedule = schedule._replace(teacher_iters=args.teacher_iters)
+    if args.teacher_val_every:
+        schedule = schedule._replace(teacher_val_every=args.teacher_val_every)
     chosen = [m for m in methods if m is methods[0] or (m.key in args.methods if args.methods else m.default)]
     demo = Demo(
         args.work_dir, args.data_root, schedule, chosen, args.verbose, args.cfg_options, methods, jobs=args.jobs

@@ -29,7 +29,7 @@ from ..cache_builder import build_teacher_cache
 from ..datasets import prepare_digit_scenes
 from ..datasets.digit_scenes import read_meta
 from ..deploy import cost_table_markdown, model_cost
-from ..utils import file_sha256
+from ..utils import atomic_write, file_sha256
 from ..visualization import visualize_partitions
 from .curves import plot_curves
 from .report import curve_sets, fmt_duration, method_label, results_markdown, stage
@@ -151,6 +151,27 @@ def last_checkpoint(run_dir: str) -> Optional[str]:
     return path if osp.isfile(path) else None
 
 
+KEEP_CHECKPOINTS = {'default_hooks.checkpoint.max_keep_ckpts': 2}  # the latest, and one to fall back on
+
+
+def prepare_run_dir(run_dir: str, key: str) -> bool:
+    """Make ``run_dir`` ready for a run of ``key``; True when it holds an interrupted run of that key to resume.
+    For another key (or none recorded) it forgets the old run's ``last_checkpoint``, so a new run killed before
+    its first checkpoint cannot later resume from the old one."""
+    os.makedirs(run_dir, exist_ok=True)
+    key_file = osp.join(run_dir, 'run_key')
+    previous = None
+    if osp.isfile(key_file):
+        with open(key_file) as f:
+            previous = f.read().strip()
+    if previous == key:
+        return last_checkpoint(run_dir) is not None
+    if osp.isfile(osp.join(run_dir, 'last_checkpoint')):
+        os.remove(osp.join(run_dir, 'last_checkpoint'))
+    atomic_write(key.encode(), key_file)
+    return False
+
+
 def pretrained_checkpoints(node) -> List[str]:
     """The local checkpoints a model config starts from: ``pretrained=`` and ``init_cfg=dict(type='Pretrained')``."""
     found = []
@@ -238,12 +259,22 @@ class Demo:
     def data_options(self) -> dict:
         return {f'{split}_dataloader.dataset.data_root': self.data_root for split in ('train', 'val', 'test')}
 
-    def train(self, config: str, run_dir: str, options: dict):
-        """Train ``config`` into ``run_dir``; returns (final checkpoint, seconds)."""
+    def train(self, config: str, run_dir: str, options: dict, key: str):
+        """Train ``config`` into ``run_dir``; returns (final checkpoint, seconds). The run writes a checkpoint at
+        every validation (the last two kept) and continues from the latest one when ``run_dir`` holds an
+        interrupted run of the same ``key``; a run of another key is started afresh."""
         start = time.time()
+        resume = prepare_run_dir(run_dir, key)
         name = f'{osp.basename(run_dir)}_{time.strftime("%Y%m%d_%H%M%S")}'
+        # Outside the key: how often a run saves does not change what it learns.
+        saving = {'default_hooks.checkpoint.interval': options['train_cfg.val_interval'], **KEEP_CHECKPOINTS}
         with self._quiet():
-            runner.train(config, dict(self.data_options(), experiment_name=name, **options), work_dir=run_dir)
+            runner.train(
+                config,
+                {**self.data_options(), 'experiment_name': name, **options, **saving},
+                work_dir=run_dir,
+                resume=resume,
+            )
         return last_checkpoint(run_dir), time.time() - start
 
     def run_dir(self, method: Method, seed: int) -> str:
@@ -268,7 +299,8 @@ class Demo:
 
     def teacher(self, data_meta: dict) -> dict:
         options = schedule_options(TEACHER_CONFIG, self.schedule.teacher_iters, self.schedule.teacher_val_every)
-        run_dir = osp.join(self.work_dir, 'teachers', f'{_stem(TEACHER_CONFIG)}-{teacher_key(options, data_meta)}')
+        key = teacher_key(options, data_meta)
+        run_dir = osp.join(self.work_dir, 'teachers', f'{_stem(TEACHER_CONFIG)}-{key}')
         checkpoint = last_checkpoint(run_dir)
         result_file = osp.join(run_dir, 'teacher.json')
         if checkpoint and osp.isfile(result_file):
@@ -276,7 +308,7 @@ class Demo:
             stage(f'2/6 teacher: reusing {checkpoint} (same config and data), val mIoU {result["mIoU"]:.2f}')
             return dict(result, reused=True)
         stage(f'2/6 teacher: training {_stem(TEACHER_CONFIG)} -> {run_dir}')
-        checkpoint, seconds = self.train(TEACHER_CONFIG, run_dir, dict(options, **{'randomness.seed': 0}))
+        checkpoint, seconds = self.train(TEACHER_CONFIG, run_dir, dict(options, **{'randomness.seed': 0}), key)
         timeline = read_timeline(run_dir)
         result = dict(
             checkpoint=checkpoint,
@@ -386,7 +418,7 @@ class Demo:
         if self.jobs == 1 or len(plans) < 2:
             for i, plan in enumerate(plans, 1):
                 stage(f'4/6 train {i}/{len(plans)}: {self._label(plan)} -> {plan["run_dir"]}')
-                self.train(plan['method'].config, plan['run_dir'], plan['options'])
+                self.train(plan['method'].config, plan['run_dir'], plan['options'], plan['key'])
                 yield plan, read_timeline(plan['run_dir'])
             return
         stage(f'4/6 training {len(plans)} runs, {self.jobs} at a time (one CPU thread each)')
@@ -394,7 +426,9 @@ class Demo:
         with ProcessPoolExecutor(
             self.jobs, mp_context=context, initializer=torch.set_num_threads, initargs=(1,)
         ) as pool:
-            futures = {pool.submit(self.train, p['method'].config, p['run_dir'], p['options']): p for p in plans}
+            futures = {
+                pool.submit(self.train, p['method'].config, p['run_dir'], p['options'], p['key']): p for p in plans
+            }
             for future in as_completed(futures):
                 future.result()  # a failed run stops the demo with its error
                 yield futures[future], read_timeline(futures[future]['run_dir'])
