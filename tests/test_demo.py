@@ -325,8 +325,8 @@ def test_cfg_options_reach_the_distilled_runs_only_and_get_their_own_run_dirs(tm
     # The options go to tools/train.py of the distilled runs; the results name them.
     calls = []
 
-    def fake_train(config, run_dir, options):
-        calls.append((config, options))
+    def fake_train(config, run_dir, options, key):
+        calls.append((config, options, key))
         os.makedirs(run_dir, exist_ok=True)
         open(osp.join(run_dir, 'iter_1.pth'), 'wb').close()
         with open(osp.join(run_dir, 'last_checkpoint'), 'w') as f:
@@ -344,6 +344,7 @@ def test_cfg_options_reach_the_distilled_runs_only_and_get_their_own_run_dirs(tm
     assert 'model.distill_losses.decode.loss.topk' not in calls[0][1]
     assert calls[1][1]['model.distill_losses.decode.loss.topk'] == 5
     assert calls[1][1]['model.teacher_cache'] == str(tmp_path / 'cache')
+    assert calls[1][2] == demo.run_key(gdkd.config, calls[1][1], {})  # a run resumes only its own config and data
     assert [r['mIoU'] for r in runs] == [10.0, 20.0]  # the last point of each run's curve
     timeline = [dict(iter=i, train_seconds=float(i), mIoU=v) for i, v in zip((1, 2, 3, 4), (20.0, 25.0, 28.0, 30.0))]
     summary = dict(
