@@ -385,7 +385,7 @@ def _table_rows(text):
 
 
 @pytest.mark.slow
-def test_quick_demo_end_to_end(tmp_path):
+def test_quick_demo_end_to_end(tmp_path, capsys):
     work, data = tmp_path / 'work', tmp_path / 'data'
     proc = subprocess.run(
         [
@@ -458,6 +458,7 @@ def test_quick_demo_end_to_end(tmp_path):
         )
     finally:
         torch.set_num_threads(threads)
+    assert f'continuing the interrupted run from {run_dir / "iter_40.pth"}' in capsys.readouterr().out
     original = next(r for r in summary['runs'] if r['method'] == 'student' and r['seed'] == 0)
     assert resumed['timeline'][:2] == original['timeline'][:2]  # kept as they were, clock included
     assert resumed['timeline'][2]['train_seconds'] > original['timeline'][1]['train_seconds']

@@ -265,6 +265,8 @@ class Demo:
         interrupted run of the same ``key``; a run of another key is started afresh."""
         start = time.time()
         resume = prepare_run_dir(run_dir, key)
+        if resume:
+            stage(f'continuing the interrupted run from {last_checkpoint(run_dir)}')
         name = f'{osp.basename(run_dir)}_{time.strftime("%Y%m%d_%H%M%S")}'
         # Outside the key: how often a run saves does not change what it learns.
         saving = {'default_hooks.checkpoint.interval': options['train_cfg.val_interval'], **KEEP_CHECKPOINTS}
