@@ -554,3 +554,63 @@ def test_a_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
     assert not differ, differ
     momentum = [s['momentum_buffer'] for s in a['optimizer']['state'].values()]
     assert all(torch.equal(x, s['momentum_buffer']) for x, s in zip(momentum, b['optimizer']['state'].values()))
+
+
+class _CountingDataset(torch.utils.data.Dataset):
+    def __init__(self, size=10):
+        self.size, self.loads = size, 0
+
+    def __len__(self):
+        return self.size
+
+    def __getitem__(self, index):
+        self.loads += 1
+        return torch.tensor([index, np.random.randint(1000)])  # an augmentation draws from numpy
+
+
+def _loader(sampler, num_workers=0):
+    dataset = _CountingDataset()
+    sampler = sampler(dataset=dataset, shuffle=True, seed=0)
+    return torch.utils.data.DataLoader(dataset, batch_size=4, sampler=sampler, num_workers=num_workers)
+
+
+@pytest.mark.parametrize('sampler', ['InfiniteSampler', 'DefaultSampler'])
+def test_a_resumed_loader_skips_the_trained_batches_without_loading_them(sampler):
+    import mmengine.dataset
+    from mmengine.runner.loops import _InfiniteDataloaderIterator
+
+    from gdkd_seg.engine.safety import _RestoreAfterAdvance, random_states
+
+    sampler = getattr(mmengine.dataset, sampler)
+    np.random.seed(0)
+    whole = _InfiniteDataloaderIterator(_loader(sampler))
+    trained = [next(whole) for _ in range(7)]
+    saved = random_states()  # what the checkpoint of iteration 7 holds
+    expected = [next(whole) for _ in range(3)]
+
+    np.random.seed(1)
+    loader = _loader(sampler)
+    loop = type('Loop', (), {})()
+    loop.dataloader_iterator = _InfiniteDataloaderIterator(loader)
+    loop.dataloader_iterator = _RestoreAfterAdvance(loop, 7, saved)
+    skipped = [next(loop.dataloader_iterator) for _ in range(7)]  # what mmengine's loop does on resume
+    loads = loader.dataset.loads
+    resumed = [next(loop.dataloader_iterator) for _ in range(3)]
+
+    assert all(torch.equal(a, b) for a, b in zip(expected, resumed)), (expected, resumed)
+    if sampler is mmengine.dataset.InfiniteSampler:
+        assert loads == 0 and skipped == [None] * 7
+    else:  # 3 batches an epoch: the first batch of each new epoch is loaded, the others are not
+        assert loads == 2 * 4 and [b is None for b in skipped] == [True, True, True, False, True, True, False]
+        assert torch.equal(skipped[3][:, 0], trained[3][:, 0])
+
+
+def test_a_loader_with_workers_loads_the_batches_it_skips():
+    import mmengine.dataset
+    from mmengine.runner.loops import _InfiniteDataloaderIterator
+
+    from gdkd_seg.engine.safety import _skip_without_loading
+
+    assert _skip_without_loading(_InfiniteDataloaderIterator(_loader(mmengine.dataset.InfiniteSampler)))
+    with_workers = _InfiniteDataloaderIterator(_loader(mmengine.dataset.InfiniteSampler, num_workers=1))
+    assert not _skip_without_loading(with_workers)  # their random draws are replayed only by loading

@@ -12,6 +12,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS as MMPRETRAIN_HOOKS
 from mmseg.registry import HOOKS
+from torch.utils.data.dataloader import _DatasetKind, _SingleProcessDataLoaderIter
 
 from ..models.distiller_base import term_key
 
@@ -65,9 +66,30 @@ def set_random_states(states: dict) -> None:
         torch.cuda.set_rng_state_all(states['cuda'])
 
 
+def _skip_without_loading(iterator) -> bool:
+    """Draw the indices of the next batch of a loader without workers, without loading the batch; False where
+    the batch must be loaded instead.
+
+    Skipping the load changes nothing there: the random numbers its augmentation would draw are reset when the
+    saved states are restored. Workers draw their own, which only loading the trained batches replays; an
+    iterable dataset yields its data without indices; and at an epoch's end the loader must start the next one.
+    """
+    inner = getattr(iterator, '_iterator', None)  # mmengine's infinite iterator wraps torch's
+    if not isinstance(inner, _SingleProcessDataLoaderIter) or inner._dataset_kind != _DatasetKind.Map:
+        return False
+    try:
+        inner._next_index()
+    except StopIteration:
+        return False
+    inner._num_yielded += 1
+    return True
+
+
 class _RestoreAfterAdvance:
     """Stands in for the train loop's dataloader iterator while it skips the ``skip`` trained batches of a
-    resumed run: the next batch is loaded with the saved random states, as the interrupted run loaded it."""
+    resumed run: the next batch is loaded with the saved random states, as the interrupted run loaded it.
+    Skipped batches are not loaded where that gives the same run (:func:`_skip_without_loading`), so a run
+    resumed late in a long schedule does not spend minutes loading data it throws away."""
 
     def __init__(self, loop, skip: int, states: dict):
         self.loop, self.iterator, self.skip, self.states = loop, loop.dataloader_iterator, skip, states
@@ -78,7 +100,7 @@ class _RestoreAfterAdvance:
     def __next__(self):
         if self.skip > 0:
             self.skip -= 1
-            return next(self.iterator)
+            return None if _skip_without_loading(self.iterator) else next(self.iterator)
         set_random_states(self.states)
         self.loop.dataloader_iterator = self.iterator
         return next(self.iterator)
