@@ -35,6 +35,7 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
+from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
@@ -363,6 +364,8 @@ def save_emergency_checkpoint(runner: Runner) -> None:
         else {}
     )
     try:
+        if not by_epoch:
+            _prune_with_the_periodic_checkpoints(runner, name)
         meta = dict(epoch=runner.epoch, iter=runner.iter)  # where the loop resumes: the unfinished epoch
         runner.save_checkpoint(runner.work_dir, name, save_optimizer=True, save_param_scheduler=True, meta=meta)
         if runner.rank == 0:
@@ -372,6 +375,18 @@ def save_emergency_checkpoint(runner: Runner) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     print_log(f'Training stopped at iteration {runner.iter}: saved {name}; continue with --resume', logger='current')
+
+
+def _prune_with_the_periodic_checkpoints(runner: Runner, name: str) -> None:
+    """List an emergency checkpoint with those the checkpoint hook keeps (in the checkpoint's message hub), so
+    that the resumed run deletes it in turn under ``max_keep_ckpts`` rather than keeping it for ever."""
+    hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
+    if hook is None or hook.max_keep_ckpts <= 0 or hook.filename_tmpl.format(runner.iter) != name:
+        return
+    if osp.abspath(getattr(hook, 'out_dir', '')) != osp.abspath(runner.work_dir):
+        return
+    kept = runner.message_hub.get_info('keep_ckpt_ids', [])
+    runner.message_hub.update_info('keep_ckpt_ids', [*kept, runner.iter])
 
 
 def _in_main_thread() -> bool:

@@ -370,6 +370,22 @@ def test_a_crash_right_after_a_periodic_save_keeps_that_file(tmp_path, toy):
     assert (after.st_ino, after.st_mtime_ns) == (stats['before'].st_ino, stats['before'].st_mtime_ns)
 
 
+def test_an_emergency_checkpoint_is_deleted_in_turn_by_max_keep_ckpts(tmp_path, toy):
+    root, _ = toy
+
+    def config(interrupt_at=None):
+        cfg = runner_cfg(tmp_path / 'work', root, tiny_segmentor(), max_iters=10, val=False)
+        cfg.default_hooks.checkpoint.update(interval=2, max_keep_ckpts=2)
+        cfg.custom_hooks = [dict(type='_InterruptAt', at=interrupt_at)] if interrupt_at else []
+        return cfg
+
+    with pytest.raises(KeyboardInterrupt):
+        gdkd_runner.train_with_recovery(gdkd_runner.build_runner(config(interrupt_at=4)))
+    assert {'iter_2.pth', 'iter_3.pth'} <= set(os.listdir(tmp_path / 'work'))
+    gdkd_runner.train(dump(config(), tmp_path / 'plain.py'), resume=True)
+    assert sorted(f for f in os.listdir(tmp_path / 'work') if f.endswith('.pth')) == ['iter_10.pth', 'iter_8.pth']
+
+
 def test_resume_falls_back_from_a_truncated_checkpoint_and_warns_without_one(tmp_path, toy):
     root, _ = toy
     cfg = runner_cfg(tmp_path / 'work', root, tiny_segmentor(), max_iters=4, val=False)
